@@ -1,0 +1,1 @@
+"""TensorBoard extras: confusion matrices, audio and feature samples."""

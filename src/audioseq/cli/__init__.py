@@ -1,0 +1,1 @@
+"""Hydra entry points: audioseq-train, audioseq-eval."""

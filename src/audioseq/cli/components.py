@@ -1,0 +1,43 @@
+"""Building Lightning pieces (callbacks, loggers, trainer) from the Hydra config."""
+
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate each entry with a ``_target_`` (entries set to null are switched off)."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node and "_target_" in node]
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    """The Trainer with its callbacks and loggers; ``trainer.enable_progress_bar=false`` also
+    drops the progress-bar callback instead of failing on it."""
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    loggers = instantiate_group(cfg.get("logger"))
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def flat_params(cfg: DictConfig, groups: tuple[str, ...]) -> dict[str, Any]:
+    """``{"model.encoder.hidden_size": 128, ...}`` for the hparams table (scalars only)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            flat[prefix] = node if isinstance(node, bool | int | float | str) else str(node)
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for group in groups:
+        if group in container:
+            walk(group, container[group])
+    return flat

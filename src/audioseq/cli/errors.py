@@ -1,0 +1,36 @@
+"""Turning user errors into one line on stderr and exit status 2 (no traceback)."""
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from audioseq.errors import AudioseqError, one_line
+
+
+def user_error(exc: BaseException | None) -> AudioseqError | None:
+    """The AudioseqError behind ``exc``: itself, or the cause of a wrapper such as Hydra's
+    InstantiationException."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, AudioseqError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``main``; a user error prints ``error: <what and where>`` and exits with 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except Exception as exc:
+            cause = user_error(exc)
+            if cause is None:
+                raise
+            print(f"error: {one_line(cause)}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,86 @@
+"""audioseq-train: fit a model, test its best checkpoint, write metrics.json.
+
+    audioseq-train                                  # LSTM on the built-in DTMF data
+    audioseq-train model=gru features=mfcc trainer.max_epochs=5
+    audioseq-train -m model=rnn,lstm,gru            # a sweep, one folder per job
+"""
+
+import logging
+import time
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from audioseq.cli.components import build_trainer, flat_params
+from audioseq.cli.config_dir import config_dir
+from audioseq.cli.errors import report_errors
+from audioseq.cli.metrics_file import scalar_metrics, write_metrics
+from audioseq.cli.multirun_ddp import multirun_job
+
+log = logging.getLogger(__name__)
+
+HPARAM_GROUPS = ("data", "features", "model", "task", "trainer", "seed")
+
+
+def build_task(cfg: DictConfig, labels: list[str]) -> pl.LightningModule:
+    """The LightningModule named by ``task._target_``, built from plain config dicts."""
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    cls = get_class(task.pop("_target_"))
+    return cls(
+        features=OmegaConf.to_container(cfg.features, resolve=True),
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        labels=labels,
+        **task,
+    )
+
+
+def _log_hparams(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """The hparams table: the flattened config beside the final metrics (``hp/...``)."""
+    params = flat_params(cfg, HPARAM_GROUPS)
+    final = {f"hp/{key}": value for key, value in metrics.items()}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params, metrics=final)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, test the best checkpoint, and write metrics.json into the run directory."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = build_task(cfg, datamodule.labels)
+    trainer = build_trainer(cfg)
+    with multirun_job(trainer.strategy):
+        started = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics: dict[str, Any] = {
+            key: value
+            for key, value in scalar_metrics(trainer.callback_metrics).items()
+            if not key.endswith(("_step", "_epoch"))  # the plain name holds the epoch value
+        }
+        metrics["train_seconds"] = time.perf_counter() - started
+        metrics["epochs"] = trainer.current_epoch
+        if cfg.get("test") and datamodule.has_split("test"):
+            checkpoint = trainer.checkpoint_callback
+            best = isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path
+            results = trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None)
+            metrics.update(scalar_metrics(results[0]))
+    if trainer.is_global_zero:
+        path = write_metrics(HydraConfig.get().runtime.output_dir, metrics)
+        _log_hparams(trainer, cfg, {k: v for k, v in metrics.items() if "/" in k})
+        log.info("metrics written to %s", path)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@report_errors
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    return metrics.get("val/acc_best")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Everything left of collate: sources, decoding, crop/pad, batching and the DataModule."""

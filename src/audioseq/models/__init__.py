@@ -1,0 +1,1 @@
+"""Everything right of collate: frontends, encoders, pooling and heads."""

@@ -1,0 +1,58 @@
+"""Recurrent encoders: (features [B, F, D], frame_lengths [B], state) -> (outputs [B, F, H], state)."""
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from audioseq.errors import ConfigError
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
+
+
+class RecurrentEncoder(nn.Module):
+    """torch's fused RNN/LSTM/GRU over packed sequences, so padding never reaches a state.
+
+    ``state`` is the initial hidden state (``(h, c)`` for an LSTM) and the final one is
+    returned, which makes chunked streaming and truncated back-propagation possible.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ConfigError(f"model.encoder.cell must be one of {sorted(CELLS)}, got {cell!r}")
+        if hidden_size < 1 or num_layers < 1:
+            raise ConfigError("model.encoder.hidden_size and num_layers must be >= 1")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"model.encoder.dropout must be in [0, 1), got {dropout}")
+        self.cell, self.bidirectional = cell, bidirectional
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+        self.rnn = CELLS[cell](
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            batch_first=True,
+        )
+
+    def forward(
+        self, features: torch.Tensor, frame_lengths: torch.Tensor, state: State = None
+    ) -> tuple[torch.Tensor, State]:
+        steps = features.shape[1]
+        lengths = frame_lengths.cpu()
+        if bool((lengths == steps).all()):  # nothing padded: skip packing's overhead
+            return self.rnn(features, state)
+        packed = pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
+        outputs, state = self.rnn(packed, state)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=steps)
+        return outputs, state

@@ -1,0 +1,126 @@
+"""Frontends: waveform [B, T] + lengths -> features [B, F, D] + frame lengths, causally.
+
+Frames are cut without centre padding, so frame k depends only on samples up to its end
+and every frontend can later run chunk by chunk. Features are computed in float32 even
+under mixed precision (log-mel and MFCC lose too much in 16-bit).
+"""
+
+import torch
+import torchaudio
+from torch import nn
+
+from audioseq import SAMPLE_RATE
+from audioseq.models.normalization import FeatureNorm
+
+
+class Frontend(nn.Module):
+    """Shared behaviour: frame arithmetic, float32 computation and normalisation."""
+
+    num_features: int
+    win_length: int
+    hop_length: int
+
+    def __init__(self, normalize: str, stats_batches: int) -> None:
+        super().__init__()
+        self.stats_batches = stats_batches
+        self._normalize = normalize
+
+    def _init_norm(self) -> None:
+        self.norm = FeatureNorm(self.num_features, self._normalize)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Number of complete frames in ``lengths`` samples (at least one per clip)."""
+        return ((lengths - self.win_length).clamp(min=0) // self.hop_length + 1).to(torch.int64)
+
+    def compute(self, audio: torch.Tensor) -> torch.Tensor:
+        """Unnormalised features [B, F, D] of a padded batch [B, T] with T >= win_length."""
+        raise NotImplementedError
+
+    def raw(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features before normalisation, and frame lengths."""
+        if audio.shape[1] < self.win_length:
+            audio = nn.functional.pad(audio, (0, self.win_length - audio.shape[1]))
+        with torch.autocast(audio.device.type, enabled=False):
+            features = self.compute(audio.float())
+        return features, self.frame_lengths(lengths)
+
+    def forward(
+        self, audio: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        features, frame_lengths = self.raw(audio, lengths)
+        return self.norm(features, frame_lengths), frame_lengths
+
+
+class LogMel(Frontend):
+    """Log mel-band energies (torchaudio MelSpectrogram, power 2, natural log)."""
+
+    def __init__(
+        self,
+        sample_rate: int = SAMPLE_RATE,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 40,
+        normalize: str = "global",
+        stats_batches: int = 20,
+    ) -> None:
+        super().__init__(normalize, stats_batches)
+        self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mels
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=win_length,
+            win_length=win_length,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            center=False,
+        )
+        self._init_norm()
+
+    def compute(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(audio) + 1e-6).transpose(1, 2)
+
+
+class MFCC(Frontend):
+    """Mel-frequency cepstral coefficients over the same causal frames as LogMel."""
+
+    def __init__(
+        self,
+        sample_rate: int = SAMPLE_RATE,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 40,
+        n_mfcc: int = 20,
+        normalize: str = "global",
+        stats_batches: int = 20,
+    ) -> None:
+        super().__init__(normalize, stats_batches)
+        self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mfcc
+        self.mfcc = torchaudio.transforms.MFCC(
+            sample_rate=sample_rate,
+            n_mfcc=n_mfcc,
+            melkwargs=dict(
+                n_fft=win_length,
+                win_length=win_length,
+                hop_length=hop_length,
+                n_mels=n_mels,
+                center=False,
+            ),
+        )
+        self._init_norm()
+
+    def compute(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.mfcc(audio).transpose(1, 2)
+
+
+class Frames(Frontend):
+    """The raw waveform cut into non-overlapping frames of ``frame_samples``."""
+
+    def __init__(
+        self, frame_samples: int = 160, normalize: str = "utterance", stats_batches: int = 20
+    ) -> None:
+        super().__init__(normalize, stats_batches)
+        self.win_length = self.hop_length = self.num_features = frame_samples
+        self._init_norm()
+
+    def compute(self, audio: torch.Tensor) -> torch.Tensor:
+        frames = audio.shape[1] // self.win_length
+        return audio[:, : frames * self.win_length].reshape(audio.shape[0], frames, -1)

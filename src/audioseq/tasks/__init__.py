@@ -1,0 +1,1 @@
+"""LightningModules: a frontend, an encoder, pooling, a head, a loss and metrics."""
