@@ -4,11 +4,11 @@ import lightning.pytorch as pl
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
 
-from audioseq.callbacks.tensorboard import tensorboard_writer  # noqa: E402
+from audioseq.callbacks.tensorboard import tensorboard_writer
 
 
 def confusion_figure(matrix: torch.Tensor, labels: list[str], title: str) -> plt.Figure:
@@ -24,12 +24,11 @@ def confusion_figure(matrix: torch.Tensor, labels: list[str], title: str) -> plt
     ax.set_ylabel("true")
     ax.set_title(title)
     if len(labels) <= 40:
-        for (row, col), value in zip(
-            ((r, c) for r in range(len(labels)) for c in range(len(labels))), counts.flat
-        ):
-            if value:
-                colour = "white" if rates[row, col] > 0.5 else "black"
-                ax.text(col, row, int(value), ha="center", va="center", fontsize=7, color=colour)
+        for row, col in zip(*counts.nonzero(), strict=True):
+            colour = "white" if rates[row, col] > 0.5 else "black"
+            ax.text(
+                col, row, int(counts[row, col]), ha="center", va="center", fontsize=7, color=colour
+            )
     fig.tight_layout()
     return fig
 
@@ -54,14 +53,18 @@ class ConfusionMatrixLogger(pl.Callback):
         matrix = self._matrix.compute()  # all ranks take part in the sync
         writer = tensorboard_writer(trainer)
         if writer is not None:
-            fig = confusion_figure(matrix, pl_module.labels, f"{stage}, epoch {trainer.current_epoch}")
+            fig = confusion_figure(
+                matrix, pl_module.labels, f"{stage}, epoch {trainer.current_epoch}"
+            )
             writer.add_figure(f"{stage}/confusion_matrix", fig, global_step=trainer.global_step)
         self._matrix = None
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._reset(pl_module)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         self._update(outputs, batch)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:

@@ -34,7 +34,9 @@ class AudioSampleLogger(pl.Callback):
         image = feature_image(features[0, : int(frames[0])])
         writer.add_image(f"{tag}/features", image, step, dataformats="HW")
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         if self._done_first or trainer.sanity_checking or batch_idx != 0:
             return
         self._done_first = True
@@ -56,7 +58,10 @@ class AudioSampleLogger(pl.Callback):
         for index, batch in enumerate(loaders):
             if index >= self.max_batches or found >= self.num_clips:
                 break
-            audio, lengths = batch["audio"].to(pl_module.device), batch["lengths"].to(pl_module.device)
+            audio, lengths = (
+                batch["audio"].to(pl_module.device),
+                batch["lengths"].to(pl_module.device),
+            )
             with torch.no_grad():
                 preds = pl_module(audio, lengths).argmax(-1).cpu()
             for i in torch.nonzero(preds != batch["label"]).flatten().tolist():

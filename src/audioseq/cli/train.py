@@ -1,8 +1,8 @@
 """audioseq-train: fit a model, test its best checkpoint, write metrics.json.
 
-    audioseq-train                                  # LSTM on the built-in DTMF data
-    audioseq-train model=gru features=mfcc trainer.max_epochs=5
-    audioseq-train -m model=rnn,lstm,gru            # a sweep, one folder per job
+audioseq-train                                  # LSTM on the built-in DTMF data
+audioseq-train model=gru features=mfcc trainer.max_epochs=5
+audioseq-train -m model=rnn,lstm,gru            # a sweep, one folder per job
 """
 
 import logging

@@ -1,4 +1,4 @@
-"""Decoding audio files into 16 kHz mono float32 tensors (soundfile decodes, torchaudio resamples)."""
+"""Decoding audio files to 16 kHz mono float32 (soundfile decodes, torchaudio resamples)."""
 
 from functools import lru_cache
 from pathlib import Path
@@ -47,10 +47,11 @@ def read_audio(
     except FileNotFoundError:
         raise DataError(f"{path}: audio file not found") from None
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        if not Path(path).exists():  # libsndfile reports a missing file as "System error"
+            raise DataError(f"{path}: audio file not found") from None
         raise DataError(f"{path}: cannot decode audio ({e})") from None
     if data.shape[0] == 0:
         raise DataError(f"{path}: no audio samples (empty clip)")
     if not np.isfinite(data).all():
         raise DataError(f"{path}: audio contains NaN or Inf samples")
     return to_mono_16k(torch.from_numpy(data), rate)
-

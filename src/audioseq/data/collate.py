@@ -23,9 +23,12 @@ def collate(examples: list[Example | None], pad_to: int | None = None) -> Batch:
     """
     examples = [ex for ex in examples if ex is not None]
     lengths = torch.tensor([ex.audio.shape[0] for ex in examples], dtype=torch.int64)
-    width = int(lengths.max()) if pad_to is None else max(pad_to, int(lengths.max()))
+    longest = int(lengths.max()) if examples else 0  # every sample skipped: an empty batch
+    width = longest if pad_to is None else max(pad_to, longest)
     audio = torch.zeros(len(examples), width, dtype=torch.float32)
     for row, ex in enumerate(examples):
         audio[row, : ex.audio.shape[0]] = ex.audio
-    labels = torch.tensor([-1 if ex.label is None else ex.label for ex in examples])
+    labels = torch.tensor(
+        [-1 if ex.label is None else ex.label for ex in examples], dtype=torch.int64
+    )
     return Batch(audio=audio, lengths=lengths, label=labels, key=[ex.key for ex in examples])

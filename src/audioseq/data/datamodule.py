@@ -37,9 +37,9 @@ class EpochLoader(DataLoader):
     dataset keeps the epoch in shared memory, so persistent workers see it too.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, first_epoch: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._epochs = 0
+        self._epochs = first_epoch
 
     def __iter__(self):
         self.dataset.set_epoch(self._epochs)
@@ -132,7 +132,9 @@ class AudioDataModule(pl.LightningDataModule):
             pin_memory=self._pin_memory(),
         )
         if isinstance(dataset, IterableDataset):  # the dataset batches and shards itself
-            return EpochLoader(dataset, batch_size=None, **common)
+            # A run resumed at epoch N continues with epoch N's order.
+            first_epoch = self.trainer.current_epoch if self.trainer else 0
+            return EpochLoader(dataset, batch_size=None, first_epoch=first_epoch, **common)
         clip = self.hparams.clip_seconds
         pad_to = None if clip is None else round(clip * SAMPLE_RATE)
         return DataLoader(

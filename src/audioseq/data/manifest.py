@@ -44,11 +44,15 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
     if not manifest.is_file():
         raise DataError(f"{manifest}: manifest not found")
     entries = []
-    with manifest.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with manifest.open("rb") as f:  # decoded line by line, so a bad byte names its line
+        for number, raw in enumerate(f, start=1):
+            where = f"{manifest}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text ({e.reason})") from None
             if not line.strip():
                 continue
-            where = f"{manifest}:{number}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
@@ -79,7 +83,9 @@ class ManifestDataset(Dataset):
 
     def __init__(self, entries: list[Entry], label_index: dict[str, int], spec: LoaderSpec):
         self.entries, self.label_index, self.spec = entries, label_index, spec
-        self.clip_samples = None if spec.clip_seconds is None else round(spec.clip_seconds * SAMPLE_RATE)
+        self.clip_samples = (
+            None if spec.clip_seconds is None else round(spec.clip_seconds * SAMPLE_RATE)
+        )
         self._warned: set[Path] = set()
 
     def __len__(self) -> int:
@@ -141,4 +147,3 @@ class ManifestSource:
         if entries is None:
             return None
         return ManifestDataset(entries, {n: i for i, n in enumerate(self.labels)}, spec)
-

@@ -78,4 +78,3 @@ class SyntheticSource:
     def dataset(self, split: str, spec: LoaderSpec) -> SyntheticBatches | None:
         size = getattr(self, f"{split}_size")
         return SyntheticBatches(split, size, self.seed, spec) if size else None
-

@@ -1,4 +1,4 @@
-"""Recurrent encoders: (features [B, F, D], frame_lengths [B], state) -> (outputs [B, F, H], state)."""
+"""Recurrent encoders: (features [B,F,D], frame_lengths [B], state) -> (outputs [B,F,H], state)."""
 
 import torch
 from torch import nn

@@ -10,6 +10,7 @@ import torchaudio
 from torch import nn
 
 from audioseq import SAMPLE_RATE
+from audioseq.errors import ConfigError
 from audioseq.models.normalization import FeatureNorm
 
 
@@ -80,7 +81,7 @@ class LogMel(Frontend):
 
 
 class MFCC(Frontend):
-    """Mel-frequency cepstral coefficients over the same causal frames as LogMel."""
+    """Mel-frequency cepstral coefficients: the DCT of LogMel's log mel energies, per frame."""
 
     def __init__(
         self,
@@ -93,10 +94,16 @@ class MFCC(Frontend):
         stats_batches: int = 20,
     ) -> None:
         super().__init__(normalize, stats_batches)
+        if not 1 <= n_mfcc <= n_mels:
+            raise ConfigError(f"features.n_mfcc must be in [1, n_mels={n_mels}], got {n_mfcc}")
         self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mfcc
         self.mfcc = torchaudio.transforms.MFCC(
             sample_rate=sample_rate,
             n_mfcc=n_mfcc,
+            # Natural log of the mel energies, as LogMel. The default dB scale clamps at
+            # 80 dB below the loudest value of the whole batch, which made a clip's features
+            # depend on the other clips, the padding and future samples.
+            log_mels=True,
             melkwargs=dict(
                 n_fft=win_length,
                 win_length=win_length,

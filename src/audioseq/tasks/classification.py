@@ -13,6 +13,7 @@ from audioseq.data.collate import Batch
 from audioseq.models.frontends import Frontend
 from audioseq.models.heads import LinearHead
 from audioseq.models.pooling import Pooling
+from audioseq.tasks.checkpoint import TASK_KEY, task_path
 from audioseq.tasks.feature_stats import estimate_global_stats
 
 
@@ -54,6 +55,9 @@ class AudioClassifier(pl.LightningModule):
         features, frame_lengths = self.frontend(audio, lengths)
         outputs, _ = self.encoder(features, frame_lengths)
         return self.head(self.pooling(outputs, frame_lengths))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[TASK_KEY] = task_path(self)
 
     def on_fit_start(self) -> None:
         if not bool(self.frontend.norm.ready):
@@ -103,4 +107,7 @@ class AudioClassifier(pl.LightningModule):
             return optimizer
         total = self.trainer.estimated_stepping_batches
         scheduler = instantiate(self.hparams.scheduler)(optimizer, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

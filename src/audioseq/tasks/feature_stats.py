@@ -22,7 +22,9 @@ def estimate_global_stats(frontend: Frontend, trainer: pl.Trainer) -> None:
     for index, batch in enumerate(datamodule.train_dataloader()):
         if index >= frontend.stats_batches:
             break
-        features, frame_lengths = frontend.raw(batch["audio"].to(device), batch["lengths"].to(device))
+        features, frame_lengths = frontend.raw(
+            batch["audio"].to(device), batch["lengths"].to(device)
+        )
         frontend.norm.accumulate(features, frame_lengths)
     sums = frontend.norm.pending_sums
     if sums is None:

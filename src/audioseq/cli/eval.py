@@ -1,0 +1,68 @@
+"""audioseq-eval: evaluate a checkpoint; prints the metrics and writes metrics.json.
+
+audioseq-eval ckpt_path=logs/train/runs/<timestamp>/checkpoints/best.ckpt
+audioseq-eval ckpt_path=... data.test_manifest=other.jsonl split=test
+"""
+
+import json
+import logging
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from audioseq.cli.components import build_trainer
+from audioseq.cli.config_dir import config_dir
+from audioseq.cli.errors import report_errors
+from audioseq.cli.metrics_file import scalar_metrics, write_metrics
+from audioseq.data.datamodule import AudioDataModule
+from audioseq.errors import ConfigError
+from audioseq.tasks.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def data_settings(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The checkpoint's data settings, changed by the user's ``data.KEY=...`` overrides, or
+    replaced by the composed ``data`` group when the user chose one (``data=manifest``)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data.pop("_target_", None)
+    if "data" in keys or not saved:
+        return {key: value for key, value in data.items() if value is not None}
+    changed = {key.removeprefix("data.") for key in keys if key.startswith("data.")}
+    return {**saved, **{key: data[key] for key in changed}}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    if cfg.split not in ("test", "val"):
+        raise ConfigError(f"split must be 'test' or 'val', got {cfg.split!r}")
+    model, saved = load_checkpoint(to_absolute_path(cfg.ckpt_path))
+    settings = data_settings(cfg, saved, list(HydraConfig.get().overrides.task))
+    datamodule = AudioDataModule(**settings)
+    if datamodule.labels != model.labels:
+        raise ConfigError(
+            f"data labels {datamodule.labels} differ from the checkpoint's {model.labels}"
+        )
+    if not datamodule.has_split(cfg.split):
+        raise ConfigError(f"data: no {cfg.split} split to evaluate")
+    trainer = build_trainer(cfg)
+    run = trainer.test if cfg.split == "test" else trainer.validate
+    metrics = scalar_metrics(run(model, datamodule=datamodule)[0])
+    if trainer.is_global_zero:
+        path = write_metrics(HydraConfig.get().runtime.output_dir, metrics)
+        print(json.dumps(metrics, indent=2))
+        log.info("metrics written to %s", path)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+@report_errors
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Shared fixtures: small, generic helpers for writing real audio files in tests."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def _sine(
+    freq: float, seconds: float, rate: int, amplitude: float = 0.5, channels: int = 1
+) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return wave if channels == 1 else np.repeat(wave[:, None], channels, axis=1)
+
+
+def _write_wav(path: str | Path, audio: np.ndarray, rate: int, subtype: str | None = None) -> Path:
+    """Write ``audio`` ([T] or [T, C]) with soundfile; the format follows the suffix
+    (.wav, .flac, ...); ``subtype`` is soundfile's (PCM_16, PCM_24, FLOAT, ...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.asarray(audio), rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def sine() -> Callable[..., np.ndarray]:
+    """``sine(freq, seconds, rate, amplitude=0.5, channels=1)`` -> float32 [T] or [T, C]."""
+    return _sine
+
+
+@pytest.fixture
+def write_wav() -> Callable[..., Path]:
+    """``write_wav(path, audio, rate, subtype=None)`` -> the path of a real audio file."""
+    return _write_wav

@@ -1,0 +1,130 @@
+"""End to end through the real entry points: Hydra, Lightning, TensorBoard files, checkpoints."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small and quick, but a real run: 2 epochs over 640 clips with a small LSTM.
+QUICK = [
+    "data.train_size=640",
+    "data.val_size=128",
+    "data.test_size=128",
+    "data.batch_size=32",
+    "data.num_workers=1",
+    "model.encoder.hidden_size=32",
+    "model.encoder.num_layers=1",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "features.stats_batches=4",
+]
+
+
+def run_cli(
+    name: str, *overrides: str, cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run ``scripts/<name>.py`` in a subprocess, as a user would."""
+    cmd = [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides]
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+def tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:
+    """All tags of all event files in ``run_dir``, by kind (scalars, images, audio, ...)."""
+    tags: dict[str, set[str]] = {}
+    for events in run_dir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0, "audio": 0})
+        acc.Reload()
+        for kind, names in acc.Tags().items():
+            if isinstance(names, list):
+                tags.setdefault(kind, set()).update(names)
+        if acc.summary_metadata:
+            tags.setdefault("plugins", set()).update(
+                meta.plugin_data.plugin_name for meta in acc.summary_metadata.values()
+            )
+    return tags
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One real training run shared by the tests below; returns its run directory."""
+    work = tmp_path_factory.mktemp("train")
+    run_dir = work / "run"
+    run_cli("train", *QUICK, f"hydra.run.dir={run_dir}", cwd=work)
+    return run_dir
+
+
+def test_run_directory_layout(trained: Path) -> None:
+    assert (trained / ".hydra" / "config.yaml").is_file()
+    assert (trained / "checkpoints" / "best.ckpt").is_file()
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("val/acc", "val/acc_best", "val/loss", "test/acc", "test/loss", "test/f1_macro"):
+        assert 0.0 <= metrics[key] < 100, key
+    assert metrics["epochs"] == 2
+    assert metrics["train_seconds"] > 0
+    assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
+
+
+def test_training_beats_chance(trained: Path) -> None:
+    metrics = json.loads((trained / "metrics.json").read_text())
+    chance = 1 / 12
+    assert metrics["val/acc_best"] > 2.5 * chance, metrics
+    assert metrics["test/acc"] > 2.5 * chance, metrics
+
+
+def test_tensorboard_has_the_expected_tags(trained: Path) -> None:
+    tags = tensorboard_tags(trained)
+    scalars = tags["scalars"]
+    for tag in ("train/loss_step", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc"):
+        assert tag in scalars, (tag, sorted(scalars))
+    assert any(t.startswith("lr-") for t in scalars), sorted(scalars)
+    assert "hp/test/acc" in scalars
+    images = tags["images"]
+    assert "val/confusion_matrix" in images and "test/confusion_matrix" in images
+    assert any(t.startswith("samples/") and t.endswith("/features") for t in images)
+    assert any(t.startswith("samples/") for t in tags["audio"])
+    assert "hparams" in tags["plugins"]
+
+
+def test_eval_reproduces_the_test_metric(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = run_cli(
+        "eval",
+        f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
+        f"hydra.run.dir={out}",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
+    )
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    eval_metrics = json.loads((out / "metrics.json").read_text())
+    assert eval_metrics["test/acc"] == pytest.approx(trained_metrics["test/acc"], abs=1e-6)
+    assert eval_metrics["test/loss"] == pytest.approx(trained_metrics["test/loss"], rel=1e-5)
+    assert '"test/acc"' in result.stdout
+
+
+def test_eval_accepts_data_overrides(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    run_cli(
+        "eval",
+        f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+        "data.test_size=40",
+        "data.batch_size=8",
+        "split=test",
+        f"hydra.run.dir={out}",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
+    )
+    assert "test/acc" in json.loads((out / "metrics.json").read_text())
+
+
+def test_resolved_config_reproduces_the_run(trained: Path) -> None:
+    config = (trained / ".hydra" / "config.yaml").read_text()
+    assert "seed: 1234" in config and "hidden_size: 32" in config
