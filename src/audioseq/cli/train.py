@@ -21,6 +21,7 @@ from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
+from audioseq.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    if not datamodule.has_split("val"):
+        raise ConfigError(
+            "data: no validation split (e.g. set data.val_manifest): val/acc picks the best checkpoint"
+        )
     model = build_task(cfg, datamodule.labels)
     trainer = build_trainer(cfg)
     with multirun_job(trainer.strategy):

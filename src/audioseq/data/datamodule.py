@@ -68,7 +68,9 @@ class AudioDataModule(pl.LightningDataModule):
         **source_options: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # Saved into checkpoints; not merged into the logger's hparams (the run logs the
+        # whole resolved config itself, and the task's ``labels`` would clash).
+        self.save_hyperparameters(logger=False)
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
