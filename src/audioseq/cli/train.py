@@ -54,7 +54,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     if not datamodule.has_split("val"):
         raise ConfigError(
-            "data: no validation split (e.g. set data.val_manifest): val/acc picks the best checkpoint"
+            "data: no validation split (set e.g. data.val_manifest): val/acc picks the checkpoint"
         )
     model = build_task(cfg, datamodule.labels)
     trainer = build_trainer(cfg)
