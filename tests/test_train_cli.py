@@ -91,6 +91,7 @@ def test_tensorboard_has_the_expected_tags(trained: Path) -> None:
     assert "val/confusion_matrix" in images and "test/confusion_matrix" in images
     assert any(t.startswith("samples/") and t.endswith("/features") for t in images)
     assert any(t.startswith("samples/") for t in tags["audio"])
+    assert any(t.startswith("misclassified/") for t in tags["audio"]), sorted(tags["audio"])
     assert "hparams" in tags["plugins"]
 
 

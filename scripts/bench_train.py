@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Training throughput of each cell, and of the synthetic loader, on this machine.
+
+    python scripts/bench_train.py [--steps 20] [--batch-size 64]
+
+Prints a Markdown table (clips and audio seconds per wall second) and, last, one JSON
+line with the figures. All numbers of one run come from the same machine state, so
+compare them as ratios; absolute numbers move with the machine's load.
+"""
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from audioseq.cli.config_dir import config_dir
+from audioseq.cli.train import build_task
+from audioseq.data.datamodule import AudioDataModule
+
+
+def time_steps(model: torch.nn.Module, batch: dict, steps: int) -> float:
+    """Seconds per optimisation step (forward, backward, AdamW), after two warm-up steps."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for step in range(steps + 2):
+        if step == 2:
+            started = time.perf_counter()
+        loss = model.loss_fn(model(batch["audio"], batch["lengths"]), batch["label"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - started) / steps
+
+
+def time_loader(workers: int, batches: int, batch_size: int) -> float:
+    """Clips per second delivered by the synthetic train loader."""
+    dm = AudioDataModule(
+        train_size=batches * batch_size, batch_size=batch_size, num_workers=workers
+    )
+    loader = dm.train_dataloader()
+    started = time.perf_counter()
+    clips = sum(len(batch["label"]) for batch in loader)
+    return clips / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    batch = next(
+        iter(AudioDataModule(train_size=args.batch_size, num_workers=0).train_dataloader())
+    )
+    rows, results = [], {}
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        for cell in ("rnn", "lstm", "gru"):
+            for features in ("logmel", "frames"):
+                cfg = compose(
+                    "train",
+                    [f"model={cell}", f"features={features}", "features.normalize=utterance"],
+                )
+                model = build_task(cfg, labels=[str(i) for i in range(12)])
+                seconds = time_steps(model, batch, args.steps)
+                clips = args.batch_size / seconds
+                key = f"train/{cell}/{features}"
+                results[key] = round(clips, 1)
+                rows.append(f"| {cell} | {features} | {seconds * 1000:.0f} | {clips:.0f} |")
+    for workers in (0, 1, 2):
+        results[f"loader/workers={workers}"] = round(time_loader(workers, 20, args.batch_size), 1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    print(f"batch {args.batch_size} one-second clips, default model sizes (2 x 128)\n")
+    print("| cell | features | ms / step | clips / s (= audio s / s) |\n|---|---|---|---|")
+    print("\n".join(rows))
+    print("\n| loader workers | clips / s |\n|---|---|")
+    for workers in (0, 1, 2):
+        print(f"| {workers} | {results[f'loader/workers={workers}']:.0f} |")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
