@@ -17,6 +17,7 @@ from audioseq.cli.components import build_trainer
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
+from audioseq.cli.quiet import quiet_lightning
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.errors import ConfigError
 from audioseq.tasks.checkpoint import load_checkpoint
@@ -37,6 +38,7 @@ def data_settings(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    quiet_lightning()
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {cfg.split!r}")
     model, saved = load_checkpoint(to_absolute_path(cfg.ckpt_path))

@@ -21,6 +21,7 @@ from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
+from audioseq.cli.quiet import quiet_lightning
 from audioseq.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def _log_hparams(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
+    quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if not datamodule.has_split("val"):
