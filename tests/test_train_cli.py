@@ -129,3 +129,12 @@ def test_eval_accepts_data_overrides(trained: Path, tmp_path: Path) -> None:
 def test_resolved_config_reproduces_the_run(trained: Path) -> None:
     config = (trained / ".hydra" / "config.yaml").read_text()
     assert "seed: 1234" in config and "hidden_size: 32" in config
+
+
+@pytest.mark.slow
+def test_default_training_reaches_095(tmp_path: Path) -> None:
+    """What `make train` promises: the default config reaches val accuracy >= 0.95."""
+    run_cli("train", "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val/acc_best"] >= 0.95, metrics
+    assert metrics["test/acc"] >= 0.95, metrics

@@ -1,22 +1,20 @@
 """A confusion-matrix image in TensorBoard at the end of every validation (and test)."""
 
 import lightning.pytorch as pl
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from audioseq.callbacks.tensorboard import tensorboard_writer
 
 
-def confusion_figure(matrix: torch.Tensor, labels: list[str], title: str) -> plt.Figure:
+def confusion_figure(matrix: torch.Tensor, labels: list[str], title: str) -> Figure:
     """Row-normalised confusion matrix (rows: true class) with counts in the cells."""
     counts = matrix.cpu().numpy()
     rates = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
     size = max(4.0, 0.45 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))  # no pyplot: no global backend or figure state
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=90)
     ax.set_yticks(range(len(labels)), labels)
