@@ -12,6 +12,7 @@ import torch
 from audioseq import SAMPLE_RATE
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.data.manifest import ManifestSource, read_manifest
+from audioseq.data.skipping import Skipped
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError, one_line
 
@@ -56,9 +57,10 @@ def spec(train: bool, clip_seconds: float | None = None, on_error: str = "raise"
     return LoaderSpec(batch_size=2, clip_seconds=clip_seconds, train=train, on_error=on_error)
 
 
-def data_error(manifest: Path, line: int, *args, **kwargs) -> str:
+def data_error(manifest: Path, line: int) -> str:
+    """The error of checking ``manifest`` as a train manifest (parsing, files, labels)."""
     with pytest.raises(DataError) as info:
-        read_manifest(manifest, *args, **kwargs)
+        ManifestSource(train_manifest=str(manifest))
     message = str(info.value)
     assert message.startswith(f"{manifest}:{line}: "), message
     assert "\n" not in message
@@ -392,17 +394,18 @@ def test_on_error_raise_names_the_manifest_line_and_the_file(with_bad_file):
     assert "\n" not in message
 
 
-def test_on_error_skip_returns_none_and_warns_once(with_bad_file):
+def test_on_error_skip_returns_a_counted_marker_and_warns_once(with_bad_file):
     manifest, bad = with_bad_file
     ds = ManifestSource(train_manifest=str(manifest)).dataset(
         "train", spec(train=True, on_error="skip")
     )
     with pytest.warns(UserWarning, match=r"bad\.jsonl:2") as record:
-        assert ds[1] is None
+        assert ds[1] == Skipped(f"{manifest}:2", "corrupt")
     assert any(str(bad) in str(w.message) for w in record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second read of the same file stays quiet
-        assert ds[1] is None
+        assert isinstance(ds[1], Skipped)
+    assert ds.policy.counts == {"corrupt": 2}
     assert ds[2].label == 1
 
 

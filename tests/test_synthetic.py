@@ -293,7 +293,7 @@ def test_source_sizes_and_labels():
 
 def test_build_source_unknown_name():
     with pytest.raises(ConfigError) as info:
-        build_source("nope")
+        build_source("nope", {})
     message = str(info.value)
     assert "'nope'" in message
     assert "manifest" in message

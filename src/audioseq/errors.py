@@ -6,7 +6,15 @@ class AudioseqError(Exception):
 
 
 class DataError(AudioseqError):
-    """A sample, file or manifest that cannot be used."""
+    """A sample, file or manifest that cannot be used.
+
+    ``reason`` is a short category (``missing``, ``corrupt``, ...) under which
+    ``data.on_error=skip`` counts the samples it drops.
+    """
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConfigError(AudioseqError):

@@ -34,7 +34,8 @@ def data_settings(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) 
     if "data" in keys or not saved:
         return {key: value for key, value in data.items() if value is not None}
     changed = {key.removeprefix("data.") for key in keys if key.startswith("data.")}
-    return {**saved, **{key: data[key] for key in changed}}
+    # Evaluation never augments; the training noise folder need not exist any more.
+    return {**saved, **{key: data[key] for key in changed}, "augment": None}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

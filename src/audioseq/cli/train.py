@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
     quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, _convert_="all")  # plain types: checkpoints load safely
     if not datamodule.has_split("val"):
         raise ConfigError(
             "data: no validation split (set e.g. data.val_manifest): val/acc picks the checkpoint"

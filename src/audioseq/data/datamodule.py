@@ -4,30 +4,41 @@ from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
+from hydra.utils import get_class
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from audioseq import SAMPLE_RATE
+from audioseq.data.augment import WaveformAugment
+from audioseq.data.bucketing import DurationBucketSampler
 from audioseq.data.collate import collate
-from audioseq.data.manifest import ManifestSource
+from audioseq.data.skipping import POLICIES
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.synthetic import SyntheticSource
 from audioseq.errors import ConfigError
 
-SOURCES: dict[str, type] = {"synthetic": SyntheticSource, "manifest": ManifestSource}
+#: ``data.source`` names and their classes (imported when used).
+SOURCES: dict[str, str] = {
+    "synthetic": "audioseq.data.synthetic.SyntheticSource",
+    "manifest": "audioseq.data.manifest.ManifestSource",
+    "folder": "audioseq.data.folder.FolderSource",
+    "speech_commands": "audioseq.data.speech_commands.SpeechCommandsSource",
+    "shards": "audioseq.data.shards.ShardSource",
+}
 
 
-def build_source(name: str, **options: Any):
-    """Instantiate the source called ``name``; unknown names and options are config errors."""
+def build_source(name: str, shared: dict[str, Any], **options: Any):
+    """Instantiate the source called ``name`` with its ``options`` and whichever of the
+    ``shared`` settings (seed, on_error, ...) it takes; unknown names and options are
+    config errors."""
     if name not in SOURCES:
         raise ConfigError(f"data.source: unknown source {name!r} (choose from {sorted(SOURCES)})")
-    cls = SOURCES[name]
+    cls = get_class(SOURCES[name])
     fields = set(cls.__dataclass_fields__)
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ConfigError(
             f"data: unknown option(s) {unknown} for source {name!r} (known: {sorted(fields)})"
         )
-    return cls(**options)
+    return cls(**{k: v for k, v in shared.items() if k in fields}, **options)
 
 
 class EpochLoader(DataLoader):
@@ -65,6 +76,11 @@ class AudioDataModule(pl.LightningDataModule):
         pin_memory: bool | str = "auto",
         seed: int = 0,
         on_error: str = "raise",
+        min_seconds: float | None = None,
+        max_seconds: float | None = None,
+        bucketing: bool = False,
+        num_buckets: int = 10,
+        augment: dict[str, Any] | None = None,
         **source_options: Any,
     ) -> None:
         super().__init__()
@@ -77,11 +93,25 @@ class AudioDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
         if clip_seconds is not None and clip_seconds <= 0:
             raise ConfigError(f"data.clip_seconds must be > 0 or null, got {clip_seconds}")
-        if on_error not in ("raise", "skip"):
-            raise ConfigError(f"data.on_error must be 'raise' or 'skip', got {on_error!r}")
+        if on_error not in POLICIES:
+            raise ConfigError(f"data.on_error must be one of {POLICIES}, got {on_error!r}")
+        for name, value in (("min_seconds", min_seconds), ("max_seconds", max_seconds)):
+            if value is not None and value < 0:
+                raise ConfigError(f"data.{name} must be >= 0 or null, got {value}")
+        if num_buckets < 1:
+            raise ConfigError(f"data.num_buckets must be >= 1, got {num_buckets}")
         if pin_memory not in (True, False, "auto"):
             raise ConfigError(f"data.pin_memory must be true, false or auto, got {pin_memory!r}")
-        self.source = build_source(source, seed=seed, **source_options)
+        shared = dict(
+            seed=seed,
+            on_error=on_error,
+            min_seconds=min_seconds,
+            max_seconds=max_seconds,
+            bucketing=bucketing,
+            num_buckets=num_buckets,
+        )
+        self.source = build_source(source, shared, **source_options)
+        self.augment = WaveformAugment(**augment, seed=seed) if augment else None
         self._datasets: dict[str, Dataset | None] = {}
 
     @property
@@ -92,6 +122,11 @@ class AudioDataModule(pl.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.source.labels)
+
+    @property
+    def skipped_at_setup(self) -> dict[str, int]:
+        """Samples the source dropped while checking its lists (``on_error=skip``)."""
+        return dict(getattr(self.source, "skipped", {}))
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -107,6 +142,10 @@ class AudioDataModule(pl.LightningDataModule):
                 rank=rank,
                 world_size=world_size,
                 on_error=self.hparams.on_error,
+                min_seconds=self.hparams.min_seconds,
+                max_seconds=self.hparams.max_seconds,
+                augment=self.augment if split == "train" else None,
+                seed=self.hparams.seed,
             )
             self._datasets[split] = self.source.dataset(split, spec)
 
@@ -138,12 +177,25 @@ class AudioDataModule(pl.LightningDataModule):
             first_epoch = self.trainer.current_epoch if self.trainer else 0
             return EpochLoader(dataset, batch_size=None, first_epoch=first_epoch, **common)
         clip = self.hparams.clip_seconds
-        pad_to = None if clip is None else round(clip * SAMPLE_RATE)
+        collate_fn = partial(collate, pad_to=None if clip is None else round(clip * SAMPLE_RATE))
+        if self.hparams.bucketing:  # batches of similar durations: less padding
+            rank, world_size = self._rank()
+            sampler = DurationBucketSampler(
+                dataset.durations(),
+                batch_size=self.hparams.batch_size,
+                num_buckets=self.hparams.num_buckets,
+                shuffle=split == "train",
+                seed=self.hparams.seed,
+                rank=rank,
+                world_size=world_size,
+                drop_last=split == "train",
+            )
+            return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, **common)
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
             shuffle=split == "train",
-            collate_fn=partial(collate, pad_to=pad_to),
+            collate_fn=collate_fn,
             **common,
         )
 

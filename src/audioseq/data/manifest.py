@@ -2,29 +2,14 @@
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch.utils.data import Dataset
-
-from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import read_audio
-from audioseq.data.clips import crop
-from audioseq.data.example import Example
+from audioseq.data.clip_dataset import ClipDataset
+from audioseq.data.entries import Entry, check_files, check_labels
+from audioseq.data.skipping import SkipPolicy
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One manifest line; ``where`` is ``manifest:line`` for error messages."""
-
-    path: Path
-    label: str | None
-    duration: float | None
-    offset: float
-    where: str
 
 
 def _number(record: dict, key: str, where: str, default: float | None) -> float | None:
@@ -61,8 +46,6 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
                 raise DataError(f"{where}: expected an object with 'audio_filepath'")
             path = Path(str(record["audio_filepath"]))
             path = path if path.is_absolute() else manifest.parent / path
-            if not path.is_file():
-                raise DataError(f"{where}: audio file not found: {path}")
             label = record.get("label")
             entries.append(
                 Entry(
@@ -78,36 +61,6 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
     return entries
 
 
-class ManifestDataset(Dataset):
-    """Map-style clips from manifest entries; decoded, cropped, labelled on demand."""
-
-    def __init__(self, entries: list[Entry], label_index: dict[str, int], spec: LoaderSpec):
-        self.entries, self.label_index, self.spec = entries, label_index, spec
-        self.clip_samples = (
-            None if spec.clip_seconds is None else round(spec.clip_seconds * SAMPLE_RATE)
-        )
-        self._warned: set[Path] = set()
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, index: int) -> Example | None:
-        entry = self.entries[index]
-        try:
-            audio = read_audio(entry.path, entry.offset, entry.duration)
-        except DataError as e:
-            if self.spec.on_error == "raise":
-                raise DataError(f"{entry.where}: {e}") from None
-            if entry.path not in self._warned:
-                self._warned.add(entry.path)
-                warnings.warn(f"skipping {entry.where}: {e}", stacklevel=2)
-            return None
-        if self.clip_samples is not None:
-            audio = crop(audio, self.clip_samples, random=self.spec.train)
-        label = None if entry.label is None else self.label_index[entry.label]
-        return Example(str(entry.path), audio, label)
-
-
 @dataclass
 class ManifestSource:
     """Train/val/test manifests; labels are the sorted train labels unless given."""
@@ -118,32 +71,33 @@ class ManifestSource:
     labels: list[str] | None = None
     seed: int = 0
 
+    on_error: str = "raise"
+
     def __post_init__(self) -> None:
         if not self.train_manifest:
             raise ConfigError("data.train_manifest is required for data=manifest")
-        self._entries = {
-            split: read_manifest(path)
-            for split, path in (
-                ("train", self.train_manifest),
-                ("val", self.val_manifest),
-                ("test", self.test_manifest),
-            )
+        policy = SkipPolicy(self.on_error)
+        self.skipped = policy.counts  # samples dropped before training, by reason
+        manifests = {
+            "train": self.train_manifest,
+            "val": self.val_manifest,
+            "test": self.test_manifest,
+        }
+        entries = {
+            split: check_files(read_manifest(path), policy)
+            for split, path in manifests.items()
             if path
         }
         if self.labels is None:
-            found = {e.label for e in self._entries["train"] if e.label is not None}
-            self.labels = sorted(found)
+            self.labels = sorted({e.label for e in entries["train"] if e.label is not None})
         self.labels = [str(label) for label in self.labels]
-        known = set(self.labels)
-        for entries in self._entries.values():
-            for e in entries:
-                if e.label is None:
-                    raise DataError(f"{e.where}: no 'label'")
-                if e.label not in known:
-                    raise DataError(f"{e.where}: unknown label {e.label!r} (labels: {self.labels})")
+        self._entries = {
+            split: check_labels(split_entries, self.labels, policy)
+            for split, split_entries in entries.items()
+        }
 
-    def dataset(self, split: str, spec: LoaderSpec) -> ManifestDataset | None:
+    def dataset(self, split: str, spec: LoaderSpec) -> ClipDataset | None:
         entries = self._entries.get(split)
         if entries is None:
             return None
-        return ManifestDataset(entries, {n: i for i, n in enumerate(self.labels)}, spec)
+        return ClipDataset(entries, {n: i for i, n in enumerate(self.labels)}, spec)

@@ -1,6 +1,9 @@
 """What a source needs to know about the loader it feeds."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import torch
 
 
 @dataclass(frozen=True)
@@ -13,3 +16,8 @@ class LoaderSpec:
     rank: int = 0
     world_size: int = 1
     on_error: str = "raise"
+    min_seconds: float | None = None
+    max_seconds: float | None = None
+    #: Waveform augmentation for training, ``(audio, generator) -> audio``; None in eval.
+    augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None
+    seed: int = 0

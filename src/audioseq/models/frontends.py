@@ -2,8 +2,13 @@
 
 Frames are cut without centre padding, so frame k depends only on samples up to its end
 and every frontend can later run chunk by chunk. Features are computed in float32 even
-under mixed precision (log-mel and MFCC lose too much in 16-bit).
+under mixed precision (log-mel and MFCC lose too much in 16-bit). In training mode an
+optional SpecAugment masks the normalised features; ``raw`` (global statistics) never
+sees it.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torchaudio
@@ -12,22 +17,31 @@ from torch import nn
 from audioseq import SAMPLE_RATE
 from audioseq.errors import ConfigError
 from audioseq.models.normalization import FeatureNorm
+from audioseq.models.specaugment import SpecAugment, build_specaugment
 
 
 class Frontend(nn.Module):
-    """Shared behaviour: frame arithmetic, float32 computation and normalisation."""
+    """Shared behaviour: frame arithmetic, float32 computation, normalisation and
+    SpecAugment (``specaugment``: ``{freq_masks, freq_width, time_masks, time_width}``,
+    None or zero masks = off)."""
 
     num_features: int
     win_length: int
     hop_length: int
+    specaugment: SpecAugment | None
 
-    def __init__(self, normalize: str, stats_batches: int) -> None:
+    def __init__(
+        self, normalize: str, stats_batches: int, specaugment: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.stats_batches = stats_batches
         self._normalize = normalize
+        self._specaugment = specaugment
 
     def _init_norm(self) -> None:
+        """Build what needs ``num_features``: normalisation and SpecAugment."""
         self.norm = FeatureNorm(self.num_features, self._normalize)
+        self.specaugment = build_specaugment(self._specaugment, self.num_features)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Number of complete frames in ``lengths`` samples (at least one per clip)."""
@@ -49,7 +63,10 @@ class Frontend(nn.Module):
         self, audio: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         features, frame_lengths = self.raw(audio, lengths)
-        return self.norm(features, frame_lengths), frame_lengths
+        features = self.norm(features, frame_lengths)
+        if self.specaugment is not None and self.training:
+            features = self.specaugment(features, frame_lengths)
+        return features, frame_lengths
 
 
 class LogMel(Frontend):
@@ -63,8 +80,9 @@ class LogMel(Frontend):
         n_mels: int = 40,
         normalize: str = "global",
         stats_batches: int = 20,
+        specaugment: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(normalize, stats_batches)
+        super().__init__(normalize, stats_batches, specaugment)
         self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mels
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate,
@@ -92,8 +110,9 @@ class MFCC(Frontend):
         n_mfcc: int = 20,
         normalize: str = "global",
         stats_batches: int = 20,
+        specaugment: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(normalize, stats_batches)
+        super().__init__(normalize, stats_batches, specaugment)
         if not 1 <= n_mfcc <= n_mels:
             raise ConfigError(f"features.n_mfcc must be in [1, n_mels={n_mels}], got {n_mfcc}")
         self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mfcc
@@ -119,12 +138,19 @@ class MFCC(Frontend):
 
 
 class Frames(Frontend):
-    """The raw waveform cut into non-overlapping frames of ``frame_samples``."""
+    """The raw waveform cut into non-overlapping frames of ``frame_samples``.
+
+    SpecAugment's "frequency" masks zero sample positions within every frame here.
+    """
 
     def __init__(
-        self, frame_samples: int = 160, normalize: str = "utterance", stats_batches: int = 20
+        self,
+        frame_samples: int = 160,
+        normalize: str = "utterance",
+        stats_batches: int = 20,
+        specaugment: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(normalize, stats_batches)
+        super().__init__(normalize, stats_batches, specaugment)
         self.win_length = self.hop_length = self.num_features = frame_samples
         self._init_norm()
 

@@ -67,23 +67,44 @@ class AudioClassifier(pl.LightningModule):
         logits = self(batch["audio"], batch["lengths"])
         return self.loss_fn(logits.float(), batch["label"]), logits.argmax(-1)
 
+    def _empty_loss(self) -> torch.Tensor:
+        """A zero loss that still reaches every parameter: a batch whose samples were all
+        skipped must not leave this rank out of DDP's gradient all-reduce."""
+        return sum(p.sum() for p in self.parameters()) * 0.0
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss, preds = self._step(batch)
-        self.train_acc(preds, batch["label"])
         size = len(batch["label"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
+        if size:
+            loss, preds = self._step(batch)
+            self.train_acc(preds, batch["label"])
+            self.log(
+                "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size
+            )
+        else:
+            loss = self._empty_loss()
+        # Logged on every batch (even an all-skipped one): every DDP rank then syncs the
+        # same metrics in the same order at the epoch's end.
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        loss, preds = self._step(batch)
-        self.val_loss(loss, weight=len(batch["label"]))
-        self.val_acc(preds, batch["label"])
-        self.val_f1(preds, batch["label"])
-        self.log("val/loss", self.val_loss, prog_bar=True)
-        self.log("val/acc", self.val_acc, prog_bar=True)
-        self.log("val/f1_macro", self.val_f1)
+    def _evaluate(self, batch: Batch, stage: str) -> dict[str, torch.Tensor]:
+        """Update and log ``stage``'s metrics. The metric objects are logged on every
+        batch, also one whose samples were all skipped, so that every DDP rank takes part
+        in their sync at the epoch's end."""
+        loss_metric, acc, f1 = (getattr(self, f"{stage}_{m}") for m in ("loss", "acc", "f1"))
+        preds = batch["label"].new_empty(0)
+        if len(batch["label"]):
+            loss, preds = self._step(batch)
+            loss_metric(loss, weight=len(batch["label"]))
+            acc(preds, batch["label"])
+            f1(preds, batch["label"])
+        self.log(f"{stage}/loss", loss_metric, prog_bar=stage == "val")
+        self.log(f"{stage}/acc", acc, prog_bar=stage == "val")
+        self.log(f"{stage}/f1_macro", f1)
         return {"preds": preds}
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluate(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -92,14 +113,7 @@ class AudioClassifier(pl.LightningModule):
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        loss, preds = self._step(batch)
-        self.test_loss(loss, weight=len(batch["label"]))
-        self.test_acc(preds, batch["label"])
-        self.test_f1(preds, batch["label"])
-        self.log("test/loss", self.test_loss)
-        self.log("test/acc", self.test_acc)
-        self.log("test/f1_macro", self.test_f1)
-        return {"preds": preds}
+        return self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())

@@ -1,0 +1,61 @@
+"""Map-style clips from a list of entries: decoded, checked, augmented and cropped on demand."""
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from audioseq import SAMPLE_RATE
+from audioseq.data.audio_io import read_audio
+from audioseq.data.clips import crop
+from audioseq.data.entries import Entry, within_duration
+from audioseq.data.example import Example
+from audioseq.data.skipping import Skipped, SkipPolicy
+from audioseq.data.spec import LoaderSpec
+from audioseq.errors import DataError
+
+Augment = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
+def seconds_to_samples(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * SAMPLE_RATE)
+
+
+class ClipDataset(Dataset):
+    """Each item is an Example, or a Skipped marker when ``on_error=skip`` drops it."""
+
+    def __init__(self, entries: list[Entry], label_index: dict[str, int], spec: LoaderSpec):
+        self.entries = within_duration(entries, spec.min_seconds, spec.max_seconds)
+        self.label_index, self.spec = label_index, spec
+        self.clip_samples = seconds_to_samples(spec.clip_seconds)
+        self.min_samples = seconds_to_samples(spec.min_seconds)
+        self.policy = SkipPolicy(spec.on_error)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def durations(self) -> list[float | None]:
+        """Declared durations (seconds), for duration bucketing."""
+        return [e.duration for e in self.entries]
+
+    def load(self, entry: Entry) -> torch.Tensor:
+        audio = read_audio(entry.path, entry.offset, entry.duration)
+        if self.min_samples is not None and audio.shape[0] < self.min_samples:
+            seconds = audio.shape[0] / SAMPLE_RATE
+            raise DataError(
+                f"{entry.path}: {seconds:.3f} s is shorter than data.min_seconds", "too_short"
+            )
+        return audio
+
+    def __getitem__(self, index: int) -> Example | Skipped:
+        entry = self.entries[index]
+        try:
+            audio = self.load(entry)
+        except DataError as e:
+            return self.policy(e, entry.where, str(entry.path))
+        if self.spec.train and self.spec.augment is not None:
+            audio = self.spec.augment(audio, None)
+        if self.clip_samples is not None:
+            audio = crop(audio, self.clip_samples, random=self.spec.train)
+        label = None if entry.label is None else self.label_index[entry.label]
+        return Example(str(entry.path), audio, label)
