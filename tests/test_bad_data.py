@@ -229,11 +229,13 @@ def test_skipped_samples_reach_tensorboard(tmp_path: Path) -> None:
     assert 0.0 <= scalars["data/padding_share"] < 1.0
 
 
-def test_ddp_ranks_stay_in_step_when_batches_are_skipped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bucketing", ["false", "true"])
+def test_ddp_ranks_stay_in_step_when_batches_are_skipped(tmp_path: Path, bucketing: str) -> None:
     manifest = many_bad_corpus(tmp_path)
     run_dir = tmp_path / "run"
     train_cli(
         *SKIP_RUN,
+        f"data.bucketing={bucketing}",
         "trainer=ddp_cpu",
         "trainer.max_epochs=2",
         "callbacks.model_summary=null",

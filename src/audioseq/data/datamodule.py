@@ -5,7 +5,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from hydra.utils import get_class
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.augment import WaveformAugment
@@ -178,8 +178,10 @@ class AudioDataModule(pl.LightningDataModule):
             return EpochLoader(dataset, batch_size=None, first_epoch=first_epoch, **common)
         clip = self.hparams.clip_seconds
         collate_fn = partial(collate, pad_to=None if clip is None else round(clip * SAMPLE_RATE))
+        # The DataModule shards every loader across ranks itself (the trainer configs set
+        # use_distributed_sampler=false), so that bucketing can group by duration per rank.
+        rank, world_size = self._rank()
         if self.hparams.bucketing:  # batches of similar durations: less padding
-            rank, world_size = self._rank()
             sampler = DurationBucketSampler(
                 dataset.durations(),
                 batch_size=self.hparams.batch_size,
@@ -191,10 +193,17 @@ class AudioDataModule(pl.LightningDataModule):
                 drop_last=split == "train",
             )
             return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, **common)
+        shuffle = split == "train"
+        sampler = None
+        if world_size > 1:  # Lightning calls its set_epoch: a new order every epoch
+            sampler = DistributedSampler(
+                dataset, world_size, rank, shuffle=shuffle, seed=self.hparams.seed
+            )
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=split == "train",
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             collate_fn=collate_fn,
             **common,
         )
