@@ -5,17 +5,23 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from audioseq.errors import ConfigError
+from audioseq.models.cells import ScratchRecurrent
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+IMPLS = ("fused", "scratch")
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
 
 class RecurrentEncoder(nn.Module):
-    """torch's fused RNN/LSTM/GRU over packed sequences, so padding never reaches a state.
+    """An RNN/LSTM/GRU in which padding never reaches an output or a state.
 
-    ``state`` is the initial hidden state (``(h, c)`` for an LSTM) and the final one is
-    returned, which makes chunked streaming and truncated back-propagation possible.
+    ``impl="fused"``: torch's fused modules over packed sequences; ``impl="scratch"``: the
+    cells of :mod:`audioseq.models.cells`, written from the equations (slower, readable).
+    Both keep the parameters under the same names (``rnn.weight_ih_l0``...), so a
+    checkpoint of one loads into the other. ``state`` is the initial hidden state
+    (``(h, c)`` for an LSTM) and the final one is returned, which makes chunked
+    streaming and truncated back-propagation possible.
     """
 
     def __init__(
@@ -26,6 +32,7 @@ class RecurrentEncoder(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        impl: str = "fused",
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -34,20 +41,29 @@ class RecurrentEncoder(nn.Module):
             raise ConfigError("model.encoder.hidden_size and num_layers must be >= 1")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.encoder.dropout must be in [0, 1), got {dropout}")
-        self.cell, self.bidirectional = cell, bidirectional
+        if impl not in IMPLS:
+            raise ConfigError(f"model.encoder.impl must be one of {IMPLS}, got {impl!r}")
+        self.cell, self.bidirectional, self.impl = cell, bidirectional, impl
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.output_size = hidden_size * (2 if bidirectional else 1)
-        self.rnn = CELLS[cell](
+        options = dict(
             input_size=input_size,
             hidden_size=hidden_size,
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
             bidirectional=bidirectional,
-            batch_first=True,
         )
+        self.rnn: nn.Module
+        if impl == "scratch":
+            self.rnn = ScratchRecurrent(cell, **options)
+        else:
+            self.rnn = CELLS[cell](**options, batch_first=True)
 
     def forward(
         self, features: torch.Tensor, frame_lengths: torch.Tensor, state: State = None
     ) -> tuple[torch.Tensor, State]:
+        if self.impl == "scratch":
+            return self.rnn(features, frame_lengths, state)
         steps = features.shape[1]
         lengths = frame_lengths.cpu()
         if bool((lengths == steps).all()):  # nothing padded: skip packing's overhead
