@@ -138,3 +138,18 @@ def test_default_training_reaches_095(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val/acc_best"] >= 0.95, metrics
     assert metrics["test/acc"] >= 0.95, metrics
+
+
+def test_csv_and_tensorboard_loggers_together(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli(
+        "train",
+        "debug=fast",
+        "logger=many",
+        "features.normalize=utterance",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert "val/acc" in (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert list(run_dir.glob("events.out.tfevents.*"))

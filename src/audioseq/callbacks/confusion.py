@@ -39,6 +39,9 @@ class ConfusionMatrixLogger(pl.Callback):
         self._matrix: MulticlassConfusionMatrix | None = None
 
     def _reset(self, pl_module: pl.LightningModule) -> None:
+        if not getattr(pl_module, "uses_labels", True):  # e.g. task=forecast: no classes
+            self._matrix = None
+            return
         self._matrix = MulticlassConfusionMatrix(len(pl_module.labels)).to(pl_module.device)
 
     def _update(self, outputs, batch) -> None:

@@ -43,15 +43,16 @@ class AudioSampleLogger(pl.Callback):
         writer = tensorboard_writer(trainer)
         if writer is None:
             return
+        named = getattr(pl_module, "uses_labels", True)
         for i in range(min(self.num_clips, len(batch["label"]))):
-            label = pl_module.labels[int(batch["label"][i])]
-            tag = f"samples/clip_{i}_{label}"
+            label = f"_{pl_module.labels[int(batch['label'][i])]}" if named else ""
+            tag = f"samples/clip_{i}{label}"
             self._log_clip(writer, tag, pl_module, batch["audio"][i], batch["lengths"][i], 0)
 
     def on_train_end(self, trainer, pl_module) -> None:
         writer = tensorboard_writer(trainer)
         loaders = trainer.val_dataloaders
-        if writer is None or loaders is None:
+        if writer is None or loaders is None or not getattr(pl_module, "uses_labels", True):
             return
         found = 0
         pl_module.eval()

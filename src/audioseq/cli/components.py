@@ -1,5 +1,6 @@
 """Building Lightning pieces (callbacks, loggers, trainer) from the Hydra config."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -15,10 +16,11 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """The Trainer with its callbacks and loggers; ``trainer.enable_progress_bar=false`` also
-    drops the progress-bar callback instead of failing on it."""
-    callbacks = instantiate_group(cfg.get("callbacks"))
+def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    """The Trainer with its callbacks (the config's, then ``extra_callbacks``) and loggers;
+    ``trainer.enable_progress_bar=false`` also drops the progress-bar callback instead of
+    failing on it."""
+    callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))

@@ -1,4 +1,5 @@
-"""audioseq-eval: evaluate a checkpoint; prints the metrics and writes metrics.json.
+"""audioseq-eval: evaluate a checkpoint; prints the metrics and the per-class scores,
+writes metrics.json, per_class.csv, confusion_matrix.csv and confusion_matrix.png.
 
 audioseq-eval ckpt_path=logs/train/runs/<timestamp>/checkpoints/best.ckpt
 audioseq-eval ckpt_path=... data.test_manifest=other.jsonl split=test
@@ -12,10 +13,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
 from audioseq.cli.components import build_trainer
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
+from audioseq.cli.eval_report import ConfusionCollector, per_class, scores_table, write_report
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.quiet import quiet_lightning
 from audioseq.data.datamodule import AudioDataModule
@@ -45,19 +48,26 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model, saved = load_checkpoint(to_absolute_path(cfg.ckpt_path))
     settings = data_settings(cfg, saved, list(HydraConfig.get().overrides.task))
     datamodule = AudioDataModule(**settings)
-    if datamodule.labels != model.labels:
+    if getattr(model, "uses_labels", True) and datamodule.labels != model.labels:
         raise ConfigError(
             f"data labels {datamodule.labels} differ from the checkpoint's {model.labels}"
         )
     if not datamodule.has_split(cfg.split):
         raise ConfigError(f"data: no {cfg.split} split to evaluate")
-    trainer = build_trainer(cfg)
+    collector = ConfusionCollector()
+    trainer = build_trainer(cfg, extra_callbacks=[collector])
     run = trainer.test if cfg.split == "test" else trainer.validate
     metrics = scalar_metrics(run(model, datamodule=datamodule)[0])
     if trainer.is_global_zero:
-        path = write_metrics(HydraConfig.get().runtime.output_dir, metrics)
+        run_dir = HydraConfig.get().runtime.output_dir
+        path = write_metrics(run_dir, metrics)
         print(json.dumps(metrics, indent=2))
         log.info("metrics written to %s", path)
+        if collector.matrix is not None:  # a classifier: the per-class report
+            Console().print(scores_table(per_class(collector.matrix, model.labels), cfg.split))
+            title = f"{cfg.split} ({int(collector.matrix.sum())} clips)"
+            paths = write_report(run_dir, collector.matrix, model.labels, title)
+            log.info("per-class report written to %s", ", ".join(p.name for p in paths))
     return metrics
 
 

@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from audioseq.cli.components import build_trainer, flat_params
@@ -23,22 +24,32 @@ from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
 from audioseq.cli.quiet import quiet_lightning
 from audioseq.errors import ConfigError
+from audioseq.models.complexity import task_complexity
+from audioseq.tasks.init_from import apply_init_from
 
 log = logging.getLogger(__name__)
 
 HPARAM_GROUPS = ("data", "features", "model", "task", "trainer", "seed")
+#: Task settings read by the callbacks (``${task.monitor}``), not by the task's constructor.
+SELECTION_KEYS = ("monitor", "mode")
 
 
 def build_task(cfg: DictConfig, labels: list[str]) -> pl.LightningModule:
-    """The LightningModule named by ``task._target_``, built from plain config dicts."""
+    """The LightningModule named by ``task._target_``, built from plain config dicts, its
+    encoder loaded from ``model.init_from`` when set."""
     task = OmegaConf.to_container(cfg.task, resolve=True)
     cls = get_class(task.pop("_target_"))
-    return cls(
+    for key in SELECTION_KEYS:
+        task.pop(key, None)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    module = cls(
         features=OmegaConf.to_container(cfg.features, resolve=True),
-        model=OmegaConf.to_container(cfg.model, resolve=True),
+        model=model,
         labels=labels,
         **task,
     )
+    apply_init_from(module, model)
+    return module
 
 
 def _log_hparams(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
@@ -46,7 +57,10 @@ def _log_hparams(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]
     params = flat_params(cfg, HPARAM_GROUPS)
     final = {f"hp/{key}": value for key, value in metrics.items()}
     for logger in trainer.loggers:
-        logger.log_hyperparams(params, metrics=final)
+        if isinstance(logger, TensorBoardLogger):  # the only one with an hparams/metrics view
+            logger.log_hyperparams(params, metrics=final)
+        else:
+            logger.log_hyperparams(params)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -56,9 +70,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, _convert_="all")  # plain types: checkpoints load safely
     if not datamodule.has_split("val"):
         raise ConfigError(
-            "data: no validation split (set e.g. data.val_manifest): val/acc picks the checkpoint"
+            "data: no validation split (set e.g. data.val_manifest): "
+            f"{cfg.task.get('monitor', 'val/acc')} picks the checkpoint"
         )
     model = build_task(cfg, datamodule.labels)
+    complexity = task_complexity(model)
+    log.info("model: %s", complexity)
     trainer = build_trainer(cfg)
     with multirun_job(trainer.strategy):
         started = time.perf_counter()
@@ -70,6 +87,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         metrics["train_seconds"] = time.perf_counter() - started
         metrics["epochs"] = trainer.current_epoch
+        metrics.update(complexity.metrics())  # model/params, model/macs_per_second
         if cfg.get("test") and datamodule.has_split("test"):
             checkpoint = trainer.checkpoint_callback
             best = isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path
@@ -86,7 +104,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @report_errors
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
-    return metrics.get("val/acc_best")
+    return metrics.get(f"{cfg.task.get('monitor', 'val/acc')}_best")  # the sweep's objective
 
 
 if __name__ == "__main__":

@@ -15,6 +15,30 @@ from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
+TASKS = ("dtmf", "memory")
+
+
+def clip_lengths(task: str, delay_seconds: float, clip_seconds: float | None) -> tuple[int, int]:
+    """(samples generated per clip, samples each batch is padded to).
+
+    A ``dtmf`` clip is ``clip_seconds`` long (null: 1 s). A ``memory`` clip is as long as
+    its key slot plus the delay, whatever ``clip_seconds`` says, because cutting it would
+    cut the key or the delay; ``clip_seconds`` may only pad it (the true length travels
+    with the batch), and a shorter one is a configuration error.
+    """
+    if task == "dtmf":
+        samples = round((clip_seconds or 1.0) * SAMPLE_RATE)
+        return samples, samples
+    samples = dtmf.memory_samples(delay_seconds, SAMPLE_RATE)
+    if clip_seconds is None:
+        return samples, samples
+    if round(clip_seconds * SAMPLE_RATE) < samples:
+        raise ConfigError(
+            f"data.clip_seconds={clip_seconds} would cut the memory clips "
+            f"({dtmf.KEY_SECONDS} s key + data.delay_seconds={delay_seconds} s): "
+            "set data.clip_seconds=null, the clip length follows from the delay"
+        )
+    return samples, round(clip_seconds * SAMPLE_RATE)
 
 
 class SyntheticBatches(IterableDataset):
@@ -25,9 +49,18 @@ class SyntheticBatches(IterableDataset):
     The epoch lives in shared memory so persistent workers see ``set_epoch`` too.
     """
 
-    def __init__(self, split: str, size: int, seed: int, spec: LoaderSpec) -> None:
+    def __init__(
+        self,
+        split: str,
+        size: int,
+        seed: int,
+        spec: LoaderSpec,
+        task: str = "dtmf",
+        delay_seconds: float = 1.0,
+    ) -> None:
         self.split, self.size, self.seed, self.spec = split, size, seed, spec
-        self.clip_samples = round((spec.clip_seconds or 1.0) * SAMPLE_RATE)
+        self.task, self.delay_seconds = task, delay_seconds
+        self.clip_samples, self.pad_to = clip_lengths(task, delay_seconds, spec.clip_seconds)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
@@ -49,27 +82,41 @@ class SyntheticBatches(IterableDataset):
     def example(self, index: int) -> Example:
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index])
         label = int(rng.integers(len(dtmf.KEYS)))
-        audio = dtmf.dtmf_clip(rng, label, self.clip_samples, SAMPLE_RATE)
+        if self.task == "memory":
+            audio = dtmf.memory_clip(rng, label, self.delay_seconds, SAMPLE_RATE)
+        else:
+            audio = dtmf.dtmf_clip(rng, label, self.clip_samples, SAMPLE_RATE)
         return Example(f"synthetic/{self.split}/{index:07d}", torch.from_numpy(audio), label)
 
     def __iter__(self):
         for batch in worker_share(self._epoch_batches()):
-            yield collate([self.example(i) for i in batch], pad_to=self.clip_samples)
+            yield collate([self.example(i) for i in batch], pad_to=self.pad_to)
 
 
 @dataclass
 class SyntheticSource:
-    """12-class DTMF keypad presses in noise; ``*_size`` clips per split."""
+    """12-class DTMF keypad presses in noise; ``*_size`` clips per split.
+
+    ``task=dtmf``: one press somewhere in the clip. ``task=memory``: the press comes first,
+    then ``delay_seconds`` of distractors; the label is still the first press (train, val
+    and test use the same delay).
+    """
 
     train_size: int = 8000
     val_size: int = 1000
     test_size: int = 1000
     seed: int = 0
+    task: str = "dtmf"
+    delay_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         for split in SPLITS:
             if getattr(self, f"{split}_size") < 0:
                 raise ConfigError(f"data.{split}_size must be >= 0")
+        if self.task not in TASKS:
+            raise ConfigError(f"data.task must be one of {TASKS}, got {self.task!r}")
+        if not isinstance(self.delay_seconds, int | float) or self.delay_seconds < 0:
+            raise ConfigError(f"data.delay_seconds must be >= 0, got {self.delay_seconds!r}")
 
     @property
     def labels(self) -> list[str]:
@@ -77,4 +124,6 @@ class SyntheticSource:
 
     def dataset(self, split: str, spec: LoaderSpec) -> SyntheticBatches | None:
         size = getattr(self, f"{split}_size")
-        return SyntheticBatches(split, size, self.seed, spec) if size else None
+        if not size:
+            return None
+        return SyntheticBatches(split, size, self.seed, spec, self.task, self.delay_seconds)

@@ -18,13 +18,25 @@ def task_path(module: pl.LightningModule) -> str:
     return f"{type(module).__module__}.{type(module).__qualname__}"
 
 
-def load_checkpoint(path: str | Path) -> tuple[pl.LightningModule, dict[str, Any]]:
-    """The task with its trained weights (in eval mode) and the saved DataModule settings."""
+def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, Any]:
+    """The checkpoint dict on the CPU; a missing or unreadable file is a ConfigError that
+    names the ``option`` it came from."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"ckpt_path: checkpoint not found: {path}")
+        raise ConfigError(f"{option}: checkpoint not found: {path}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated file, not a torch file, ...
+        raise ConfigError(f"{option}: {path}: not a usable audioseq checkpoint ({e})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"{option}: {path}: not a usable audioseq checkpoint (no state_dict)")
+    return checkpoint
+
+
+def load_checkpoint(path: str | Path) -> tuple[pl.LightningModule, dict[str, Any]]:
+    """The task with its trained weights (in eval mode) and the saved DataModule settings."""
+    checkpoint = read_checkpoint(path)
+    try:
         cls = get_class(checkpoint.get(TASK_KEY, DEFAULT_TASK))
         model = cls(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])

@@ -2,22 +2,18 @@
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from audioseq.data.collate import Batch
-from audioseq.models.frontends import Frontend
 from audioseq.models.heads import LinearHead
 from audioseq.models.pooling import Pooling
-from audioseq.tasks.checkpoint import TASK_KEY, task_path
-from audioseq.tasks.feature_stats import estimate_global_stats
+from audioseq.tasks.base import AudioTask
 
 
-class AudioClassifier(pl.LightningModule):
+class AudioClassifier(AudioTask):
     """frontend -> encoder -> masked pooling -> linear head, trained with cross-entropy.
 
     Built from plain config dictionaries (``features``, ``model``) so that a checkpoint
@@ -33,12 +29,10 @@ class AudioClassifier(pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(features, model)
         self.save_hyperparameters()
         self.labels = list(labels)
         num_classes = len(self.labels)
-        self.frontend: Frontend = instantiate(features)
-        self.encoder = instantiate(model["encoder"], input_size=self.frontend.num_features)
         self.pooling = Pooling(model.get("pooling", "last"), self.encoder.bidirectional)
         self.head = LinearHead(self.encoder.output_size, num_classes, model.get("head_dropout", 0))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -56,21 +50,9 @@ class AudioClassifier(pl.LightningModule):
         outputs, _ = self.encoder(features, frame_lengths)
         return self.head(self.pooling(outputs, frame_lengths))
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[TASK_KEY] = task_path(self)
-
-    def on_fit_start(self) -> None:
-        if not bool(self.frontend.norm.ready):
-            estimate_global_stats(self.frontend, self.trainer)
-
     def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["audio"], batch["lengths"])
         return self.loss_fn(logits.float(), batch["label"]), logits.argmax(-1)
-
-    def _empty_loss(self) -> torch.Tensor:
-        """A zero loss that still reaches every parameter: a batch whose samples were all
-        skipped must not leave this rank out of DDP's gradient all-reduce."""
-        return sum(p.sum() for p in self.parameters()) * 0.0
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         size = len(batch["label"])
@@ -114,14 +96,3 @@ class AudioClassifier(pl.LightningModule):
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._evaluate(batch, "test")
-
-    def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
-        if not self.hparams.scheduler:
-            return optimizer
-        total = self.trainer.estimated_stepping_batches
-        scheduler = instantiate(self.hparams.scheduler)(optimizer, total_steps=total)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }

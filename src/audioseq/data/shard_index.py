@@ -1,0 +1,162 @@
+"""Which shards a split reads, and how many samples each holds.
+
+The counts fix every epoch's length before a byte of audio is read (see ``shard_plan``),
+so they come from ``index.json`` (written by ``scripts/make_shards.py``). A split is given
+as a folder or URL holding ``index.json``, the index file itself, a brace pattern
+(``data/train-{000000..000009}.tar``) or a list of these. Shards a pattern names that no
+``index.json`` beside them lists are scanned once at set-up when they are local; remote
+ones need the index (scanning would download the whole corpus).
+"""
+
+import json
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webdataset.shardlists import expand_urls
+
+from audioseq.data.shard_io import ShardReader, join, local_path, parent, read_bytes, scheme
+from audioseq.errors import ConfigError, DataError
+
+INDEX_NAME = "index.json"
+FORMAT = "audioseq-shards/1"
+SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+@dataclass
+class ShardInfo:
+    """One shard: where it is, its sample count, total seconds and samples per label."""
+
+    url: str
+    count: int
+    seconds: float | None = None
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+def _entry(record: object, folder: str, where: str) -> ShardInfo:
+    if not isinstance(record, dict) or not isinstance(record.get("url"), str):
+        raise DataError(f"{where}: each shard needs a 'url' string")
+    count = record.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise DataError(f"{where}: shard {record['url']!r} needs a 'count' >= 0")
+    labels = record.get("labels") or {}
+    return ShardInfo(
+        url=join(folder, record["url"]),
+        count=count,
+        seconds=record.get("seconds"),
+        labels={str(k): int(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+    )
+
+
+def read_index(url: str, reader: ShardReader) -> tuple[list[ShardInfo], list[str]]:
+    """The shards an ``index.json`` lists (URLs resolved against its folder) and its labels."""
+    try:
+        index = json.loads(read_bytes(url, reader.timeout, reader.retries))
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"{url}: malformed JSON ({e})") from None
+    if not isinstance(index, dict) or not isinstance(index.get("shards"), list):
+        raise DataError(f"{url}: expected an object with a 'shards' list")
+    folder = parent(url)
+    shards = [_entry(record, folder, url) for record in index["shards"]]
+    labels = [str(label) for label in index.get("labels") or []]
+    if not labels:
+        labels = sorted({label for s in shards for label in s.labels})
+    return shards, labels
+
+
+def scan_shard(url: str, reader: ShardReader) -> ShardInfo:
+    """Count a shard's samples (and their labels and durations) by reading it once."""
+    count, seconds, labels = 0, 0.0, Counter()
+    for _, sample in reader.samples(url):
+        if isinstance(sample, DataError):
+            warnings.warn(f"{sample} (counting the {count} samples before it)", stacklevel=2)
+            break
+        count += 1
+        try:
+            meta = json.loads(sample.get("json", b"{}"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(meta, dict):
+            if meta.get("label") is not None:
+                labels[str(meta["label"])] += 1
+            if isinstance(meta.get("duration"), int | float):
+                seconds += float(meta["duration"])
+    return ShardInfo(url, count, seconds, dict(labels))
+
+
+def _is_pattern(item: str) -> bool:
+    return "{" in item or item.endswith(SHARD_SUFFIXES)
+
+
+def _index_beside(urls: list[str], reader: ShardReader) -> dict[str, ShardInfo]:
+    """Entries of the ``index.json`` in the first shard's folder, by resolved URL."""
+    index = join(parent(urls[0]), INDEX_NAME)
+    if not scheme(index) and not local_path(index).is_file():
+        return {}
+    try:
+        shards, _ = read_index(index, reader)
+    except DataError as e:
+        if e.reason == "missing":
+            return {}
+        raise
+    return {_same(s.url): s for s in shards}
+
+
+def _same(url: str) -> str:
+    """One spelling per local file, so a pattern's paths match the index's."""
+    return url if scheme(url) else str(local_path(url).resolve())
+
+
+def _from_pattern(pattern: str, reader: ShardReader) -> list[ShardInfo]:
+    urls = expand_urls(pattern)
+    known = _index_beside(urls, reader)
+    shards = []
+    for url in urls:
+        if _same(url) in known:
+            shards.append(ShardInfo(**{**vars(known[_same(url)]), "url": url}))
+        elif scheme(url):
+            raise ConfigError(
+                f"{url}: no {INDEX_NAME} beside this remote shard lists it "
+                "(scripts/make_shards.py writes one; remote shards are not scanned)"
+            )
+        elif not local_path(url).is_file():
+            raise ConfigError(f"{url}: shard not found")
+        else:
+            shards.append(scan_shard(url, reader))
+    return shards
+
+
+def _from_folder(folder: str, reader: ShardReader) -> tuple[list[ShardInfo], list[str]]:
+    index = folder if folder.endswith(".json") else join(folder, INDEX_NAME)
+    if not scheme(index) and not local_path(index).is_file():
+        path = local_path(folder)
+        if not path.is_dir():
+            raise ConfigError(f"{folder}: neither a shard folder nor a shard pattern")
+        tars = sorted(str(p) for p in path.iterdir() if p.name.endswith(SHARD_SUFFIXES))
+        if not tars:
+            raise ConfigError(f"{folder}: no {INDEX_NAME} and no .tar shards")
+        return [scan_shard(url, reader) for url in tars], []
+    return read_index(index, reader)
+
+
+def resolve_shards(
+    spec: str | Iterable[str], reader: ShardReader
+) -> tuple[list[ShardInfo], list[str]]:
+    """Every shard of a split, in the order given, with its sample count; and the split's
+    labels (the indexes' ``labels`` and every label a shard counts, sorted)."""
+    items = [spec] if isinstance(spec, str | Path) else list(spec)
+    shards: list[ShardInfo] = []
+    labels: set[str] = set()
+    for item in map(str, items):
+        if _is_pattern(item):
+            shards += _from_pattern(item, reader)
+        else:
+            found, listed = _from_folder(item, reader)
+            shards += found
+            labels.update(listed)
+    if not shards:
+        raise ConfigError(f"{spec}: no shards")
+    labels.update(label for s in shards for label in s.labels)
+    return shards, sorted(labels)

@@ -1,0 +1,256 @@
+"""Opening shards wherever they live, and reading a range of samples out of one.
+
+Local paths are opened directly; ``http(s)://`` with urllib, a timeout and a few retries,
+so a dead server fails within seconds instead of hanging (webdataset's own opener runs
+``curl`` with 30 retries); other schemes (``s3://``, ``gs://``, ...) through fsspec.
+
+Tar parsing and the grouping of members into samples are webdataset's
+(``tar_file_expander`` + ``group_by_keys``). What is added here: reading only the samples
+``start <= index < stop`` of a shard (members before ``start`` are skipped unread, and the
+read stops at ``stop``), resuming after a lost connection, and telling the caller which
+samples a truncated or corrupt shard lost, so epoch lengths stay exact.
+"""
+
+import http.client
+import posixpath
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_expander
+
+from audioseq.errors import ConfigError, DataError
+
+#: Exceptions that mean "the storage went away", not "the data is bad": retried.
+NETWORK_ERRORS = (OSError, http.client.HTTPException)
+
+
+class StorageError(DataError):
+    """Storage that cannot be reached after the retries: always raised (``on_error=skip``
+    is for bad samples, not for an outage)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "bad_shard")
+
+
+def scheme(url: str) -> str:
+    """``""`` for a local path (or ``file://``), else the URL scheme (``http``, ``s3``...)."""
+    parsed = urllib.parse.urlparse(url)
+    return "" if len(parsed.scheme) <= 1 or parsed.scheme == "file" else parsed.scheme
+
+
+def local_path(url: str) -> Path:
+    return Path(urllib.parse.urlparse(url).path if url.startswith("file://") else url)
+
+
+def join(base: str, name: str) -> str:
+    """``name`` relative to the folder ``base`` (absolute paths and URLs are kept)."""
+    if scheme(name) or Path(name).is_absolute():
+        return name
+    if scheme(base):
+        return posixpath.join(base.rstrip("/"), name)
+    return str(local_path(base) / name)
+
+
+def parent(url: str) -> str:
+    return posixpath.dirname(url) if scheme(url) else str(local_path(url).parent)
+
+
+class _LengthChecked:
+    """An HTTP body that raises when the connection ends before Content-Length bytes
+    (http.client returns a silent short read, which would look like a cut tar)."""
+
+    def __init__(self, response: http.client.HTTPResponse, url: str) -> None:
+        self.response, self.url, self.read_bytes = response, url, 0
+        length = response.getheader("Content-Length")
+        self.length = int(length) if length and length.isdigit() else None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.response.read(size)
+        self.read_bytes += len(data)
+        if not data and size != 0 and self.length is not None and self.read_bytes < self.length:
+            raise ConnectionError(f"connection lost after {self.read_bytes} of {self.length} bytes")
+        return data
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def _open_http(url: str, timeout: float) -> BinaryIO:
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code in (404, 410):
+            raise DataError(f"{url}: not found (HTTP {e.code})", "missing") from None
+        if 400 <= e.code < 500 and e.code not in (408, 429):  # retrying will not help
+            raise StorageError(f"{url}: HTTP {e.code} {e.reason}") from None
+        raise
+    return _LengthChecked(response, url)  # type: ignore[return-value]
+
+
+def _open_fsspec(url: str) -> BinaryIO:
+    try:
+        import fsspec
+    except ImportError:
+        raise ConfigError(f"{url}: reading {scheme(url)}:// URLs needs fsspec") from None
+    try:
+        return fsspec.open(url, "rb").open()
+    except (ImportError, ValueError) as e:  # fsspec names the missing package (s3fs, gcsfs)
+        raise ConfigError(f"{url}: cannot open {scheme(url)}:// URLs ({e})") from None
+    except FileNotFoundError:
+        raise DataError(f"{url}: not found", "missing") from None
+
+
+def open_binary(url: str, timeout: float = 30.0, retries: int = 3) -> BinaryIO:
+    """Open a shard or index for reading; connection failures are retried ``retries``
+    times (0.2 s, 0.4 s, ... apart) and then raised as StorageError."""
+    kind = scheme(url)
+    if not kind:
+        path = local_path(url)
+        if not path.is_file():
+            raise DataError(f"{url}: not found", "missing")
+        return path.open("rb")
+    for attempt in range(retries + 1):
+        try:
+            return _open_http(url, timeout) if kind in ("http", "https") else _open_fsspec(url)
+        except (DataError, ConfigError):  # StorageError included: already final
+            raise
+        except NETWORK_ERRORS as e:
+            if attempt == retries:
+                raise StorageError(
+                    f"{url}: unreachable after {retries + 1} attempts ({_reason(e)})"
+                ) from None
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def read_bytes(url: str, timeout: float = 30.0, retries: int = 3) -> bytes:
+    """A whole (small) file, e.g. ``index.json``."""
+    with closing(open_binary(url, timeout, retries)) as f:
+        return f.read()
+
+
+def _reason(e: BaseException) -> str:
+    """An exception's message without webdataset's `` @ <stream>`` decorations."""
+    if isinstance(e, urllib.error.URLError):
+        e = e.reason if isinstance(e.reason, BaseException) else e
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e.args[0]) if e.args else type(e).__name__
+    return text.split(" @ ")[0] or type(e).__name__
+
+
+class _Done(Exception):
+    """Raised from the member selector at index ``stop``: ends the read without
+    touching the rest of the shard."""
+
+
+@dataclass
+class _Cursor:
+    start: int
+    stop: int
+    index: int = -1
+    key: str | None = None
+    member: str = ""
+    error: BaseException | None = None
+
+    def select(self, name: str) -> bool:
+        """Counts samples as member names change key; True for members in range."""
+        prefix, _ = base_plus_ext(name)
+        if prefix is None:
+            return False
+        if prefix != self.key:
+            self.key, self.index = prefix, self.index + 1
+        self.member = name
+        if self.index >= self.stop:
+            raise _Done
+        return self.index >= self.start
+
+    def handler(self, exn: BaseException) -> bool:
+        self.error = exn
+        return False  # stop reading this shard
+
+
+def _one_pass(stream: BinaryIO, url: str, cursor: _Cursor) -> Iterator[dict]:
+    """The complete samples of ``cursor``'s range, in order, until the range or the
+    shard ends or reading fails (then ``cursor.error`` says why)."""
+    files = tar_file_expander(
+        [{"url": url, "stream": stream}], handler=cursor.handler, select_files=cursor.select
+    )
+    for sample in group_by_keys(files, handler=cursor.handler):
+        if cursor.error is not None and not isinstance(cursor.error, _Done):
+            return  # flushed after a failure: it may lack members
+        yield sample
+
+
+@dataclass
+class ShardReader:
+    """Reads ranges of samples from shards, with the storage's timeout and retries."""
+
+    timeout: float = 30.0
+    retries: int = 3
+
+    def open(self, url: str) -> BinaryIO:
+        return open_binary(url, self.timeout, self.retries)
+
+    def samples(
+        self, url: str, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, dict | DataError]]:
+        """``(index, sample)`` for each sample ``start <= index < stop`` of the shard, or
+        ``(index, DataError)`` for each one a missing, truncated or corrupt shard lost
+        (``stop=None``: to the end of the shard, and one DataError where reading failed).
+
+        A lost connection resumes at the next sample (``retries`` times); storage that
+        stays unreachable raises StorageError.
+        """
+        end = sys.maxsize if stop is None else stop
+        position, failures = start, 0
+
+        def lost(error: DataError) -> Iterator[tuple[int, DataError]]:
+            return ((i, error) for i in (range(position, end) if stop is not None else [position]))
+
+        while position < end:
+            try:
+                stream = self.open(url)
+            except StorageError:
+                raise
+            except DataError as e:
+                yield from lost(e)
+                return
+            cursor = _Cursor(position, end)
+            try:
+                for sample in _one_pass(stream, url, cursor):
+                    yield position, sample
+                    position += 1
+            finally:
+                stream.close()
+            error = cursor.error
+            if error is None or isinstance(error, _Done):
+                if stop is not None and position < stop:
+                    yield from lost(
+                        DataError(
+                            f"{url}: shard ends after {position} samples "
+                            "(index.json promises more)",
+                            "bad_shard",
+                        )
+                    )
+                return
+            if isinstance(error, NETWORK_ERRORS):
+                failures += 1
+                if failures > self.retries:
+                    raise StorageError(
+                        f"{url}: {cursor.member}: reading failed {failures} times "
+                        f"({_reason(error)})"
+                    )
+                continue  # reopen and skip to ``position``
+            yield from lost(
+                DataError(f"{url}: {cursor.member}: unreadable tar ({_reason(error)})", "bad_shard")
+            )
+            return

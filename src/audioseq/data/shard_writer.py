@@ -1,0 +1,180 @@
+"""Turning a manifest or a class-per-folder tree into tar shards plus ``index.json``.
+
+Shards hold ``samples_per_shard`` samples each (the last may hold fewer), so the
+DataModule's epoch plan splits evenly. Input order is shuffled by default (from
+``seed``): shards of one class each would leave the loader's shuffle buffer little to mix.
+Each shard is written under a temporary name and renamed when complete, and the index
+last, so an interrupted run never leaves a shard that looks whole.
+"""
+
+import io
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import webdataset as wds
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from audioseq import SAMPLE_RATE
+from audioseq.data.audio_io import read_audio
+from audioseq.data.entries import Entry
+from audioseq.data.manifest import read_manifest
+from audioseq.data.shard_index import FORMAT, INDEX_NAME
+from audioseq.data.skipping import SkipPolicy
+from audioseq.errors import ConfigError, DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+NOT_CLASSES = ("_background_noise_",)
+
+
+def folder_entries(root: Path) -> list[Entry]:
+    """``root/<label>/**/*.wav|flac|ogg``; hidden folders and ``_background_noise_`` are
+    not classes."""
+    entries = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name.startswith(".") or folder.name in NOT_CLASSES:
+            continue
+        for path in sorted(folder.rglob("*")):
+            hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and not hidden:
+                entries.append(Entry(path, folder.name, None, 0.0, str(path)))
+    if not entries:
+        raise ConfigError(f"{root}: no audio files in class folders (root/<label>/*.wav)")
+    return entries
+
+
+def input_entries(source: str | Path) -> list[Entry]:
+    """A ``.jsonl`` manifest or a class-per-folder tree, as entries."""
+    source = Path(source)
+    if source.is_dir():
+        return folder_entries(source)
+    if source.suffix == ".jsonl" or source.is_file():
+        return read_manifest(source)
+    raise ConfigError(f"{source}: not found (expected a .jsonl manifest or a folder)")
+
+
+def encode(audio: torch.Tensor, flac: bool) -> bytes:
+    """16-bit PCM WAV or FLAC bytes of a [T] float waveform at 16 kHz."""
+    buffer = io.BytesIO()
+    samples = np.clip(audio.numpy(), -1.0, 1.0)
+    sf.write(buffer, samples, SAMPLE_RATE, format="FLAC" if flac else "WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def sample_key(number: int, path: Path) -> str:
+    """Unique in its shard and free of dots (webdataset splits a member name at the
+    first dot): the running number, then the source file's stem for a reader."""
+    return f"{number:07d}_{re.sub(r'[^A-Za-z0-9_-]+', '_', path.stem)}"
+
+
+@dataclass
+class _Shard:
+    path: Path
+    writer: wds.TarWriter
+    count: int = 0
+    seconds: float = 0.0
+    labels: Counter = field(default_factory=Counter)
+
+    def add(self, key: str, audio: torch.Tensor, entry: Entry, flac: bool) -> None:
+        seconds = audio.shape[0] / SAMPLE_RATE
+        meta = {"label": entry.label, "duration": round(seconds, 6), "source": str(entry.path)}
+        self.writer.write(
+            {
+                "__key__": key,
+                "flac" if flac else "wav": encode(audio, flac),
+                "json": json.dumps(meta).encode("utf-8"),
+            }
+        )
+        self.count, self.seconds = self.count + 1, self.seconds + seconds
+        self.labels[str(entry.label)] += 1
+
+    def close(self) -> dict:
+        self.writer.close()
+        final = self.path.with_suffix("")  # drop ".partial"
+        os.replace(self.path, final)
+        return {
+            "url": final.name,
+            "count": self.count,
+            "seconds": round(self.seconds, 6),
+            "labels": dict(sorted(self.labels.items())),
+        }
+
+
+def write_shards(
+    entries: list[Entry],
+    out_dir: str | Path,
+    samples_per_shard: int,
+    *,
+    flac: bool = False,
+    shuffle: bool = True,
+    seed: int = 0,
+    on_error: str = "raise",
+    progress: bool = True,
+) -> dict:
+    """Write the shards and ``index.json`` into ``out_dir``; returns the index."""
+    if samples_per_shard < 1:
+        raise ConfigError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prefix = out_dir.resolve().name or "shard"
+    if shuffle:
+        entries = [entries[i] for i in np.random.default_rng(seed).permutation(len(entries))]
+    policy, written, shards = SkipPolicy(on_error), 0, []
+    current: _Shard | None = None
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+    )
+    try:
+        with bar:
+            for entry in bar.track(entries, description=f"shards -> {out_dir}"):
+                try:
+                    if entry.label is None:
+                        raise DataError("no 'label'", "no_label")
+                    audio = read_audio(entry.path, entry.offset, entry.duration)
+                except DataError as e:
+                    policy(e, entry.where, str(entry.path))
+                    continue
+                if current is None:
+                    path = out_dir / f"{prefix}-{len(shards):06d}.tar.partial"
+                    # A whole-second mtime keeps tarfile from adding a pax header to
+                    # every member, which would double the headers a reader parses.
+                    current = _Shard(path, wds.TarWriter(str(path), mtime=int(time.time())))
+                current.add(sample_key(written, entry.path), audio, entry, flac)
+                written += 1
+                if current.count == samples_per_shard:
+                    shards.append(current.close())
+                    current = None
+        if current is not None:
+            shards.append(current.close())
+    except BaseException:
+        if current is not None:  # never leave a half-written shard behind
+            current.writer.close()
+            current.path.unlink(missing_ok=True)
+        raise
+    index = {
+        "format": FORMAT,
+        "sample_rate": SAMPLE_RATE,
+        "audio": "flac" if flac else "wav",
+        "count": written,
+        "seconds": round(sum(s["seconds"] for s in shards), 6),
+        "labels": sorted({label for s in shards for label in s["labels"]}),
+        "skipped": dict(policy.counts),
+        "shards": shards,
+    }
+    partial = out_dir / f"{INDEX_NAME}.partial"
+    partial.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, out_dir / INDEX_NAME)
+    return index

@@ -1,0 +1,1 @@
+"""Running trained checkpoints on new audio (audioseq-predict and friends)."""
