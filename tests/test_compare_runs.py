@@ -112,7 +112,7 @@ def test_where_keeps_the_matching_jobs_and_the_plot_goes_into_the_multirun(
     assert_png(copy / "compare_runs.png")
 
 
-def test_a_job_that_failed_is_a_row_not_a_crash(multirun: Path, tmp_path: Path, capsys) -> None:
+def test_an_unfinished_job_is_a_row_not_a_crash(multirun: Path, tmp_path: Path, capsys) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(multirun, copy)
     (copy / "3" / "metrics.json").unlink()
@@ -122,7 +122,7 @@ def test_a_job_that_failed_is_a_row_not_a_crash(multirun: Path, tmp_path: Path, 
     status, out, err = compare_runs(str(copy), "--out", str(tmp_path), capsys=capsys)
     assert status == 0, err
     rows = table_rows(out)[2:]
-    assert rows[3][:3] == ["3", "gru", "0.2"] and "failed" in rows[3]
+    assert rows[3][:3] == ["3", "gru", "0.2"] and "unfinished" in rows[3]
     assert rows[0][3] == "9,892"  # counted from the checkpoint instead
     assert_png(tmp_path / "compare_runs.png")
 

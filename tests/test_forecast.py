@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader
@@ -332,3 +333,38 @@ def test_forecast_cli_run_then_eval_of_its_checkpoint(tmp_path: Path) -> None:
     for key in ("test/loss", "test/baseline_loss", "test/loss_ratio"):
         assert evaluated[key] == pytest.approx(metrics[key], rel=1e-5), key
     assert '"test/loss_ratio"' in result.stdout
+
+
+def test_forecast_trains_on_an_unlabelled_manifest(tmp_path: Path) -> None:
+    """A manifest without labels: fine for task=forecast, a clear error for task=classify."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(6):
+        sf.write(
+            tmp_path / f"u{i}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000
+        )
+        lines.append(json.dumps({"audio_filepath": f"u{i}.wav"}))
+    (tmp_path / "u.jsonl").write_text("\n".join(lines) + "\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    common = [
+        sys.executable,
+        str(script),
+        "debug=fast",
+        "data=manifest",
+        f"data.train_manifest={tmp_path / 'u.jsonl'}",
+        f"data.val_manifest={tmp_path / 'u.jsonl'}",
+        "features.normalize=utterance",
+        "trainer.enable_progress_bar=false",
+    ]
+    ok = subprocess.run(
+        [*common, "task=forecast", f"hydra.run.dir={tmp_path / 'f'}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "val/loss" in json.loads((tmp_path / "f" / "metrics.json").read_text())
+    bad = subprocess.run(
+        [*common, f"hydra.run.dir={tmp_path / 'c'}"], capture_output=True, text=True, timeout=600
+    )
+    assert bad.returncode == 2 and "needs labelled data" in bad.stderr

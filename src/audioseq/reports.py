@@ -143,7 +143,8 @@ def _format(key: str, value: float | int | None) -> str:
 
 
 def markdown_table(jobs: Sequence[Job], metrics: Sequence[str] = METRICS) -> str:
-    """One row per job: the swept overrides, the parameter count, then the metrics."""
+    """One row per job: the swept overrides, the parameter count, then the metrics; a job
+    without metrics.json (still running, or crashed) is a row marked unfinished."""
     keys = swept_keys(jobs)
     present = [m for m in metrics if any(m in j.metrics for j in jobs)]
     has_params = any(j.params is not None for j in jobs)
@@ -153,7 +154,7 @@ def markdown_table(jobs: Sequence[Job], metrics: Sequence[str] = METRICS) -> str
         row = [job.name, *(job.overrides.get(k, "–") for k in keys)]
         row += [_format("params", job.params)] if has_params else []
         if not job.metrics:
-            row += ["failed"] + ["–"] * (len(present) - 1) if present else []
+            row += ["unfinished"] + ["–"] * (len(present) - 1) if present else []
         else:
             row += [_format(m, job.metrics.get(m)) for m in present]
         lines.append("| " + " | ".join(row) + " |")

@@ -1,1 +1,1 @@
-"""Hydra entry points: audioseq-train, audioseq-eval."""
+"""Hydra entry points: audioseq-train, -eval, -predict, -stream, -export."""

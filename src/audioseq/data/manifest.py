@@ -91,6 +91,9 @@ class ManifestSource:
         if self.labels is None:
             self.labels = sorted({e.label for e in entries["train"] if e.label is not None})
         self.labels = [str(label) for label in self.labels]
+        if not self.labels:  # unlabelled audio (e.g. for task=forecast): nothing to check
+            self._entries = entries
+            return
         self._entries = {
             split: check_labels(split_entries, self.labels, policy)
             for split, split_entries in entries.items()

@@ -8,6 +8,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from audioseq.data.collate import Batch
+from audioseq.errors import ConfigError
 from audioseq.models.heads import LinearHead
 from audioseq.models.pooling import Pooling
 from audioseq.tasks.base import AudioTask
@@ -33,6 +34,10 @@ class AudioClassifier(AudioTask):
         self.save_hyperparameters()
         self.labels = list(labels)
         num_classes = len(self.labels)
+        if num_classes < 2:
+            raise ConfigError(
+                f"task=classify needs labelled data with at least 2 classes, got {self.labels}"
+            )
         self.pooling = Pooling(model.get("pooling", "last"), self.encoder.bidirectional)
         self.head = LinearHead(self.encoder.output_size, num_classes, model.get("head_dropout", 0))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
