@@ -2,7 +2,8 @@
 """Compare the jobs of a Hydra multirun: prints a Markdown table, writes PNG plots.
 
 python scripts/compare_runs.py logs/long_memory/multiruns/<timestamp> [--out docs/images]
-    [--metric test/acc] [--curve val/acc] [--where model=rnn,lstm] [--images gradients/dL_dh]
+    [--plot PATH] [--metric test/acc] [--curve val/acc] [--where model=rnn,lstm]
+    [--images gradients/dL_dh[=PATH]]
 """
 
 import sys

@@ -209,8 +209,10 @@ def comparison_figure(jobs: Sequence[Job], metric: str, curve: str) -> Figure:
     fig = Figure(figsize=(max(4.2 * cols, 6.0), 3.6 * rows))
     grid = fig.add_gridspec(rows, cols)
     done = [j for j in jobs if metric in j.metrics]
-    for col, xkey in enumerate(xkeys[:cols] or [None]):
-        ax = fig.add_subplot(grid[0, col])
+    top = xkeys[:cols] or [None]
+    span = max(min(2, cols // len(top)), 1)  # a lone x key gets room for its legend
+    for col, xkey in enumerate(top):
+        ax = fig.add_subplot(grid[0, col * span : (col + 1) * span])
         for group in groups:
             members = [j for j in done if _label(j, group_keys) == group]
             if xkey is None:
@@ -234,8 +236,11 @@ def comparison_figure(jobs: Sequence[Job], metric: str, curve: str) -> Figure:
             ax.legend(fontsize=8)
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
+    first_panel = None
     for index, panel in enumerate(panels):
-        ax = fig.add_subplot(grid[1 + index // cols, index % cols])
+        ax = fig.add_subplot(grid[1 + index // cols, index % cols], sharey=first_panel)
+        if first_panel is None:  # one y scale: the panels compare at a glance
+            first_panel = ax
         for job in (j for j in jobs if tuple(j.overrides.get(k) for k in xkeys) == panel):
             steps, values = scalar_curve(job.path, curve)
             if len(steps):
@@ -279,8 +284,11 @@ def compare(
     curve: str = "val/acc",
     where: Sequence[str] = (),
     images: Sequence[str] = (),
+    plot: str | Path | None = None,
 ) -> tuple[str, list[Path]]:
-    """The Markdown table, and the PNG files written into ``out`` (default: ``folder``)."""
+    """The Markdown table, and the PNG files written: the comparison ``plot`` (default
+    ``out/compare_runs.png``; ``out`` defaults to ``folder``) and, for each ``TAG`` or
+    ``TAG=PATH`` in ``images``, a grid of that TensorBoard image (``out/<TAG>.png``)."""
     jobs = select(load_multirun(folder), where)
     finished = [j for j in jobs if j.metrics]
     if not finished:
@@ -291,14 +299,15 @@ def compare(
         known = sorted({k for j in finished for k in j.metrics})
         raise ReportError(f"--metric {metric!r} is in no metrics.json (known: {known})")
     out = Path(out) if out is not None else Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "compare_runs.png"]
-    comparison_figure(jobs, metric, curve).savefig(written[0], dpi=110)
-    for tag in images:
-        path = out / f"{tag.replace('/', '_')}.png"
-        image_grid(jobs, tag).savefig(path, dpi=110)
-        written.append(path)
-    return markdown_table(jobs), written
+    targets = [(None, Path(plot) if plot else out / "compare_runs.png")]
+    for spec in images:
+        tag, _, path = spec.partition("=")
+        targets.append((tag, Path(path) if path else out / f"{tag.replace('/', '_')}.png"))
+    for tag, path in targets:
+        figure = comparison_figure(jobs, metric, curve) if tag is None else image_grid(jobs, tag)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110)
+    return markdown_table(jobs), [path for _, path in targets]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,19 +316,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("folder", help="the multirun folder (logs/<task>/multiruns/<time>)")
     parser.add_argument("--out", help="where the PNG files go (default: the multirun folder)")
+    parser.add_argument(
+        "--plot", help="path of the comparison plot (default: OUT/compare_runs.png)"
+    )
     parser.add_argument("--metric", help="final metric to plot (default: test/acc if any)")
     parser.add_argument("--curve", default="val/acc", help="TensorBoard scalar over steps")
     parser.add_argument(
         "--where", action="append", default=[], metavar="KEY=V1,V2", help="keep matching jobs"
     )
     parser.add_argument(
-        "--images", action="append", default=[], metavar="TAG",
-        help="also write a grid of each job's latest TensorBoard image TAG",
+        "--images", action="append", default=[], metavar="TAG[=PATH]",
+        help="also write a grid of each job's latest TensorBoard image TAG (OUT/TAG.png)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         table, written = compare(
-            args.folder, args.out, args.metric, args.curve, args.where, args.images
+            args.folder, args.out, args.metric, args.curve, args.where, args.images, args.plot
         )
     except AudioseqError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
