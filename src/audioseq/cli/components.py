@@ -8,6 +8,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from audioseq.callbacks.sync import EpochSync
+
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate each entry with a ``_target_`` (entries set to null are switched off)."""
@@ -17,10 +19,10 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
-    """The Trainer with its callbacks (the config's, then ``extra_callbacks``) and loggers;
-    ``trainer.enable_progress_bar=false`` also drops the progress-bar callback instead of
-    failing on it."""
-    callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
+    """The Trainer with its callbacks (``EpochSync`` first, then the config's, then
+    ``extra_callbacks``) and loggers; ``trainer.enable_progress_bar=false`` also drops the
+    progress-bar callback instead of failing on it."""
+    callbacks = [EpochSync(), *instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
