@@ -1,0 +1,97 @@
+"""Running the project's commands as subprocesses that can never hang a test run.
+
+Every command starts in a process group of its own (DDP ranks, DataLoader workers and
+torchrun agents are its members). When it outlives its timeout, each member's Python
+stack is dumped with py-spy (when installed), the whole group is killed and the test fails
+with the stacks and the output's tail: a diagnosis, not a silent wait.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "scripts" / "train.py")
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    pids.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return sorted(pids)
+
+
+def _stacks(pgid: int) -> str:
+    """py-spy dumps of every process in the group, or a note saying why there are none."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "(py-spy not installed: no stacks)"
+    dumps = []
+    for pid in _group_pids(pgid):
+        result = subprocess.run(
+            [spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+        )
+        dumps.append(result.stdout or result.stderr)
+    return "\n".join(dumps)
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    cwd: str | Path,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    returncode: int | None = 0,
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; fail the test on a hang (with stacks) or, when
+    ``returncode`` is given, on any other exit status (with the output's tail)."""
+    process = subprocess.Popen(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stacks = _stacks(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(
+            f"hung: {' '.join(map(str, cmd))} still running after {timeout:.0f} s\n"
+            f"--- stacks ---\n{stacks}\n--- stderr (tail) ---\n{stderr[-3000:]}"
+        )
+    finally:  # ranks or workers the command left behind die with it
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    if returncode is not None and result.returncode != returncode:
+        pytest.fail(
+            f"exit status {result.returncode} (expected {returncode}): "
+            f"{' '.join(map(str, cmd))}\n--- stderr (tail) ---\n{stderr[-4000:]}"
+        )
+    return result
+
+
+def train(
+    *overrides: str, cwd: str | Path, timeout: float = 300, **kwargs
+) -> subprocess.CompletedProcess:
+    """``python scripts/train.py OVERRIDES`` (the README's command) via :func:`run`."""
+    return run([sys.executable, TRAIN, *overrides], cwd=cwd, timeout=timeout, **kwargs)
