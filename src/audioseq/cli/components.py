@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from audioseq.callbacks.rank_seed import RankSeed
 from audioseq.callbacks.sync import EpochSync
 
 
@@ -19,10 +20,15 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
-    """The Trainer with its callbacks (``EpochSync`` first, then the config's, then
-    ``extra_callbacks``) and loggers; ``trainer.enable_progress_bar=false`` also drops the
-    progress-bar callback instead of failing on it."""
-    callbacks = [EpochSync(), *instantiate_group(cfg.get("callbacks")), *extra_callbacks]
+    """The Trainer with its callbacks (``EpochSync`` first, ``RankSeed``, then the config's,
+    then ``extra_callbacks``) and loggers; ``trainer.enable_progress_bar=false`` also drops
+    the progress-bar callback instead of failing on it."""
+    callbacks = [
+        EpochSync(),
+        RankSeed(cfg.get("seed", 0)),
+        *instantiate_group(cfg.get("callbacks")),
+        *extra_callbacks,
+    ]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))

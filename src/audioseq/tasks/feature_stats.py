@@ -13,7 +13,10 @@ def estimate_global_stats(frontend: Frontend, trainer: pl.Trainer) -> None:
 
     Each rank reads its own batches; the sums are all-reduced so every rank (and the
     checkpoint) ends up with the same statistics. Uses a fresh train loader from the
-    DataModule so the fit loop's own iterator is left alone.
+    DataModule so the fit loop's own iterator is left alone. Batches whose samples were all
+    skipped (``data.on_error=skip``) add nothing, and a rank left with no frames at all
+    still takes part in the all-reduce with zeros: the error for "no frames anywhere" is
+    raised after it, on every rank alike, so no rank is left waiting.
     """
     datamodule = trainer.datamodule
     if datamodule is None:
@@ -22,11 +25,19 @@ def estimate_global_stats(frontend: Frontend, trainer: pl.Trainer) -> None:
     for index, batch in enumerate(datamodule.train_dataloader()):
         if index >= frontend.stats_batches:
             break
+        if not len(batch["lengths"]):
+            continue
         features, frame_lengths = frontend.raw(
             batch["audio"].to(device), batch["lengths"].to(device)
         )
         frontend.norm.accumulate(features, frame_lengths)
     sums = frontend.norm.pending_sums
     if sums is None:
-        raise ConfigError("features.normalize=global: the training data yielded no batches")
-    frontend.norm.finish(trainer.strategy.reduce(sums, reduce_op="sum"))
+        sums = torch.zeros(3, frontend.num_features, dtype=torch.float64, device=device)
+    sums = trainer.strategy.reduce(sums, reduce_op="sum")
+    if not bool(sums[0].sum()):
+        raise ConfigError(
+            "features.normalize=global: the first features.stats_batches training batches "
+            "held no frames (every sample skipped or shorter than a frame)"
+        )
+    frontend.norm.finish(sums)
