@@ -6,11 +6,14 @@ stack is dumped with py-spy (when installed), the whole group is killed and the 
 with the stacks and the output's tail: a diagnosis, not a silent wait.
 """
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,10 +80,8 @@ def run(
             f"--- stacks ---\n{stacks}\n--- stderr (tail) ---\n{stderr[-3000:]}"
         )
     finally:  # ranks or workers the command left behind die with it
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if returncode is not None and result.returncode != returncode:
         pytest.fail(
@@ -95,3 +96,67 @@ def train(
 ) -> subprocess.CompletedProcess:
     """``python scripts/train.py OVERRIDES`` (the README's command) via :func:`run`."""
     return run([sys.executable, TRAIN, *overrides], cwd=cwd, timeout=timeout, **kwargs)
+
+
+def _kill_groups(processes: Sequence[subprocess.Popen]) -> None:
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
+def run_together(
+    cmds: Sequence[Sequence[str]],
+    *,
+    cwd: str | Path,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> list[subprocess.CompletedProcess]:
+    """Run ``cmds`` at the same time (the nodes of one job), each in its own process group;
+    all must exit with status 0. Output goes to files, so that a full pipe cannot stall one
+    command while another waits for it. When one fails, or any outlives ``timeout``, the
+    test fails at once with the stacks of those still running (where they wait), every
+    command's exit status and the tail of its stderr."""
+    files = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in cmds]
+    processes = [
+        subprocess.Popen(
+            [str(c) for c in cmd],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+        for cmd, (out, err) in zip(cmds, files, strict=True)
+    ]
+    deadline, problem, stacks = time.monotonic() + timeout, None, ""
+    try:
+        while any(p.poll() is None for p in processes):
+            if any(p.returncode not in (None, 0) for p in processes):
+                problem = "a command failed while the others ran"
+            elif time.monotonic() > deadline:
+                problem = f"hung: still running after {timeout:.0f} s"
+            if problem:
+                stacks = "\n".join(_stacks(p.pid) for p in processes if p.poll() is None)
+                break
+            time.sleep(0.2)
+    finally:  # ranks, workers and agents the commands left behind die with them
+        _kill_groups(processes)
+        for process in processes:
+            process.wait()
+    results = []
+    for process, (out, err) in zip(processes, files, strict=True):
+        out.seek(0), err.seek(0)
+        results.append(
+            subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
+        )
+        out.close(), err.close()
+    if problem or any(r.returncode != 0 for r in results):
+        report = "\n".join(
+            f"--- exit status {r.returncode}: {' '.join(r.args)}\n{r.stderr[-3000:]}"
+            for r in results
+        )
+        pytest.fail(f"{problem or 'a command failed'}\n--- stacks ---\n{stacks}\n{report}")
+    return results

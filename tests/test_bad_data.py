@@ -206,7 +206,6 @@ SKIP_RUN = [
     "data.num_workers=1",
     "features.normalize=utterance",
     "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
     "model.encoder.hidden_size=8",
     "model.encoder.num_layers=1",
 ]
@@ -238,7 +237,6 @@ def test_ddp_ranks_stay_in_step_when_batches_are_skipped(tmp_path: Path, bucketi
         f"data.bucketing={bucketing}",
         "trainer=ddp_cpu",
         "trainer.max_epochs=2",
-        "callbacks.model_summary=null",
         f"data.train_manifest={manifest}",
         f"data.val_manifest={tmp_path / 'val.jsonl'}",
         f"hydra.run.dir={run_dir}",

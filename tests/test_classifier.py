@@ -175,7 +175,7 @@ def quiet_trainer(tmp_path, **options) -> pl.Trainer:
         devices=1,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=False,  # a bare Trainer for unit tests; CLI tests run the defaults
         enable_model_summary=False,
         default_root_dir=tmp_path,
         **options,

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["debug=fast", "trainer.enable_progress_bar=false", "features.normalize=utterance"]
+FAST = ["debug=fast", "features.normalize=utterance"]
 
 
 def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -36,9 +36,6 @@ TINY = [
     "data.test_size=16",
     "features.stats_batches=2",
     "callbacks.gradient_flow.max_clips=2",
-    "callbacks.model_summary=null",
-    "callbacks.audio_samples=null",
-    "trainer.enable_progress_bar=false",
 ]
 
 

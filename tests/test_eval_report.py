@@ -29,7 +29,6 @@ def evaluated(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         "eval",
         f"ckpt_path={checkpoint}",
         f"hydra.run.dir={work / 'run'}",
-        "trainer.enable_progress_bar=false",
         cwd=work,
     )
     return work / "run", result

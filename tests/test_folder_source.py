@@ -183,7 +183,7 @@ def cli(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_train_and_eval_commands(corpus, tmp_path):
-    fast = ["debug=fast", "trainer.enable_progress_bar=false", "features.normalize=utterance"]
+    fast = ["debug=fast", "features.normalize=utterance"]
     run = tmp_path / "run"
     cli(
         "train",
@@ -204,7 +204,6 @@ def test_train_and_eval_commands(corpus, tmp_path):
         "eval",
         f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
         f"data.root={moved}",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={tmp_path / 'eval'}",
         cwd=tmp_path,
     )

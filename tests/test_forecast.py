@@ -86,7 +86,7 @@ def quiet_trainer(root: Path, **options) -> pl.Trainer:
         devices=1,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=False,  # a bare Trainer for unit tests; CLI tests run the defaults
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=root,
@@ -300,7 +300,6 @@ def test_forecast_cli_run_then_eval_of_its_checkpoint(tmp_path: Path) -> None:
         "task=forecast",
         "debug=fast",
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
         "data.batch_size=16",
         "data.val_size=32",
         "data.test_size=32",
@@ -325,7 +324,6 @@ def test_forecast_cli_run_then_eval_of_its_checkpoint(tmp_path: Path) -> None:
     result = run_cli(
         "eval",
         f"ckpt_path={best}",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={out}",
         cwd=tmp_path,
     )
@@ -354,7 +352,6 @@ def test_forecast_trains_on_an_unlabelled_manifest(tmp_path: Path) -> None:
         f"data.train_manifest={tmp_path / 'u.jsonl'}",
         f"data.val_manifest={tmp_path / 'u.jsonl'}",
         "features.normalize=utterance",
-        "trainer.enable_progress_bar=false",
     ]
     ok = subprocess.run(
         [*common, "task=forecast", f"hydra.run.dir={tmp_path / 'f'}"],

@@ -158,7 +158,6 @@ def test_a_training_run_logs_the_image_and_scalars(tmp_path):
         "trainer.max_epochs=2", "trainer.num_sanity_val_steps=1", "data.batch_size=8",
         "data.train_size=32", "data.val_size=16", "data.test_size=16",
         "features.stats_batches=2", "callbacks.gradient_flow.max_clips=4",
-        "trainer.enable_progress_bar=false", "callbacks.model_summary=null",
         f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
     result = subprocess.run(

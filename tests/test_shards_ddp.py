@@ -76,7 +76,6 @@ trainer = pl.Trainer(
     max_epochs=2,
     logger=False,
     enable_checkpointing=False,
-    enable_progress_bar=False,
     enable_model_summary=False,
     num_sanity_val_steps=0,
 )
@@ -131,7 +130,6 @@ def test_train_cli_on_shards_writes_metrics(tmp_path):
         "debug=fast",
         "features.normalize=utterance",
         "model.encoder.hidden_size=8",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     ]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -159,7 +157,6 @@ def test_train_cli_ddp_on_shards_with_workers(tmp_path):
         "features.normalize=utterance",
         "model.encoder.hidden_size=8",
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     ]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)

@@ -222,7 +222,6 @@ def test_train_command(corpus, tmp_path):
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
         "debug=fast",
-        "trainer.enable_progress_bar=false",
         "features.normalize=utterance",
         "data=speech_commands",
         f"data.root={corpus}",

@@ -30,7 +30,6 @@ STREAMABLE = [
     "features.normalize=global",
     "features.stats_batches=2",
     "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
     "test=false",
 ]
 

@@ -20,7 +20,6 @@ QUICK = [
     "model.encoder.hidden_size=32",
     "model.encoder.num_layers=1",
     "trainer.max_epochs=2",
-    "trainer.enable_progress_bar=false",
     "features.stats_batches=4",
 ]
 
@@ -101,7 +100,6 @@ def test_eval_reproduces_the_test_metric(trained: Path, tmp_path: Path) -> None:
         "eval",
         f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
         f"hydra.run.dir={out}",
-        "trainer.enable_progress_bar=false",
         cwd=tmp_path,
     )
     trained_metrics = json.loads((trained / "metrics.json").read_text())
@@ -120,7 +118,6 @@ def test_eval_accepts_data_overrides(trained: Path, tmp_path: Path) -> None:
         "data.batch_size=8",
         "split=test",
         f"hydra.run.dir={out}",
-        "trainer.enable_progress_bar=false",
         cwd=tmp_path,
     )
     assert "test/acc" in json.loads((out / "metrics.json").read_text())
@@ -134,7 +131,7 @@ def test_resolved_config_reproduces_the_run(trained: Path) -> None:
 @pytest.mark.slow
 def test_default_training_reaches_095(tmp_path: Path) -> None:
     """What `make train` promises: the default config reaches val accuracy >= 0.95."""
-    run_cli("train", "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    run_cli("train", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val/acc_best"] >= 0.95, metrics
     assert metrics["test/acc"] >= 0.95, metrics
@@ -147,7 +144,6 @@ def test_csv_and_tensorboard_loggers_together(tmp_path: Path) -> None:
         "debug=fast",
         "logger=many",
         "features.normalize=utterance",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )

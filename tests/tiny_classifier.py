@@ -18,11 +18,6 @@ TINY = [
     "model.encoder.hidden_size=8",
     "model.encoder.num_layers=1",
     "features.stats_batches=1",
-    "trainer.enable_progress_bar=false",
-    "callbacks.audio_samples=null",
-    "callbacks.confusion_matrix=null",
-    "callbacks.data_stats=null",
-    "callbacks.model_summary=null",
     "test=false",
 ]
 
