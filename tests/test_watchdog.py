@@ -12,7 +12,7 @@ import pytest
 import torch
 from processes import train
 
-from audioseq.callbacks import watchdog
+from audioseq import heartbeat
 from audioseq.callbacks.watchdog import HANG_EXIT_STATUS, HangWatchdog
 from audioseq.errors import ConfigError
 
@@ -61,10 +61,10 @@ def test_hooks_label_the_progress(tmp_path: Path) -> None:
     dog, trainer = HangWatchdog(), fake_trainer(tmp_path)
     trainer.current_epoch = 3
     dog.on_train_batch_end(trainer, None, {}, {}, 12)
-    assert watchdog._last[1] == "end of train batch 12 of epoch 3"
+    assert heartbeat.last()[1] == "end of train batch 12 of epoch 3"
     trainer.sanity_checking = True
     dog.on_validation_batch_start(trainer, None, {}, 1)
-    assert watchdog._last[1] == "sanity check: start of validation batch 1 of epoch 3"
+    assert heartbeat.last()[1] == "sanity check: start of validation batch 1 of epoch 3"
 
 
 def test_a_beating_heartbeat_never_fires_and_teardown_stops_the_thread(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_a_beating_heartbeat_never_fires_and_teardown_stops_the_thread(tmp_path:
     dog.setup(fake_trainer(tmp_path), None, "fit")
     thread = dog._thread
     for _ in range(20):  # 1 s of beats, 0.05 s apart
-        watchdog.beat("working")
+        heartbeat.beat("working")
         time.sleep(0.05)
     dog.teardown(fake_trainer(tmp_path), None, "fit")
     assert not thread.is_alive() and exits == []
@@ -132,10 +132,10 @@ def test_a_real_trainer_arms_per_stage_and_beats_per_batch(tmp_path: Path) -> No
         """What the heartbeat says, and whether the watchdog is armed, after each batch."""
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            seen.append((watchdog._last[1], dog._thread.is_alive()))
+            seen.append((heartbeat.last()[1], dog._thread.is_alive()))
 
         def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
-            seen.append((watchdog._last[1], dog._thread.is_alive()))
+            seen.append((heartbeat.last()[1], dog._thread.is_alive()))
 
     exits: list[int] = []
     dog = quiet_watchdog(30, exits, threading.Event())

@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import torch
 
 from audioseq.data.skipping import REASONS
+from audioseq.heartbeat import beat
 
 
 class DataStatsLogger(pl.Callback):
@@ -41,6 +42,7 @@ class DataStatsLogger(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         device = pl_module.device if pl_module.device.type != "mps" else "cpu"
         counts = trainer.strategy.reduce(self._counts.to(device), reduce_op="sum").cpu()
+        beat("data statistics all-reduced")
         log = dict(on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=True)
         if counts[-1] > 0:
             pl_module.log("data/padding_share", float(counts[-2] / counts[-1]), **log)

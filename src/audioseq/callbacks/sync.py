@@ -17,6 +17,8 @@ cached values and start no collective.
 
 import lightning.pytorch as pl
 
+from audioseq.heartbeat import beat
+
 
 class EpochSync(pl.Callback):
     """Materialises the epoch's synced metrics on every rank before any other callback."""
@@ -25,6 +27,7 @@ class EpochSync(pl.Callback):
     def _sync(trainer: pl.Trainer) -> None:
         if trainer.world_size > 1:
             _ = trainer.callback_metrics  # computes (and caches) every logged epoch metric
+            beat("epoch metrics synced")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._sync(trainer)

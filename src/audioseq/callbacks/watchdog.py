@@ -2,11 +2,12 @@
 
 A rank that waits in a collective its peers never reach waits for the backend's timeout
 (gloo and NCCL: 30 minutes or more) and ignores SIGTERM under Lightning's DDP. The
-watchdog is a daemon thread per process that watches a heartbeat, renewed whenever a step,
-validation batch or epoch hook completes (and by :func:`beat`, which other code calls after
-a collective). When no beat comes for ``timeout_s`` seconds, it writes every thread's
-Python stack into ``<run dir>/hang/rank<global rank>.txt``, prints one line to stderr naming
-the rank, the last progress and where the trainer thread waits, and ends the process with
+watchdog is a daemon thread per process that watches the heartbeat
+(:mod:`audioseq.heartbeat`), renewed whenever a step, validation batch or epoch hook
+completes and by code that completes a collective. When no beat comes for ``timeout_s``
+seconds, it writes every thread's Python stack into
+``<run dir>/hang/rank<global rank>.txt``, prints one line to stderr naming the rank, the
+last progress and where the trainer thread waits, and ends the process with
 ``os._exit(HANG_EXIT_STATUS)``: 124, the status of ``timeout(1)``. Before exiting it waits
 (at most ``GRACE_S``) until every rank's dump exists, so that its exit does not break a
 peer's collective before that peer has dumped too.
@@ -27,6 +28,7 @@ from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
 
 import audioseq
 from audioseq.errors import ConfigError
+from audioseq.heartbeat import beat, last
 
 HANG_EXIT_STATUS = 124  # like timeout(1): the run was stopped because it made no progress
 GRACE_S = 30.0  # the longest a hung rank waits for its peers' dumps before exiting
@@ -37,13 +39,6 @@ _HOOKS = {
     for name in vars(cls)
     if not name.startswith("_")
 } | {"training_step", "validation_step", "test_step", "predict_step"}
-_last: tuple[float, str] = (time.monotonic(), "start")
-
-
-def beat(label: str) -> None:
-    """Records progress (``label`` says which) for this process's watchdog."""
-    global _last
-    _last = (time.monotonic(), label)
 
 
 def _short(filename: str) -> str:
@@ -117,10 +112,10 @@ class HangWatchdog(pl.Callback):
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            last, label = _last
-            left = last + self.timeout_s - time.monotonic()
+            beaten, label = last()
+            left = beaten + self.timeout_s - time.monotonic()
             if left <= 0:
-                return self._fire(time.monotonic() - last, label)
+                return self._fire(time.monotonic() - beaten, label)
             self._stop.wait(left)  # a beat meanwhile only moves the deadline later
 
     def _fire(self, idle: float, label: str) -> None:

@@ -1,5 +1,5 @@
-"""Dropping start-up noise that tells our users nothing: Lightning's advertising tips and
-a warning that does not apply to our streaming datasets."""
+"""Dropping noise that tells our users nothing: Lightning's advertising tips and warnings
+that do not apply here."""
 
 import logging
 import warnings
@@ -18,3 +18,6 @@ def quiet_lightning() -> None:
         logging.getLogger(name).addFilter(_DROP_TIPS)
     # Our IterableDatasets shard over ranks and workers themselves, so their length is exact.
     warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+    # train/loss is logged unsynced on purpose: its step value would otherwise cost an
+    # all-reduce every step; the epoch value is rank 0's mean (docs/DISTRIBUTED.md).
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('train/loss'")

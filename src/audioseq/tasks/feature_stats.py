@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import torch
 
 from audioseq.errors import ConfigError
+from audioseq.heartbeat import beat
 from audioseq.models.frontends import Frontend
 
 
@@ -31,10 +32,12 @@ def estimate_global_stats(frontend: Frontend, trainer: pl.Trainer) -> None:
             batch["audio"].to(device), batch["lengths"].to(device)
         )
         frontend.norm.accumulate(features, frame_lengths)
+        beat(f"feature statistics: batch {index}")
     sums = frontend.norm.pending_sums
     if sums is None:
         sums = torch.zeros(3, frontend.num_features, dtype=torch.float64, device=device)
     sums = trainer.strategy.reduce(sums, reduce_op="sum")
+    beat("feature statistics all-reduced")
     if not bool(sums[0].sum()):
         raise ConfigError(
             "features.normalize=global: the first features.stats_batches training batches "
