@@ -100,10 +100,8 @@ def train(
 
 def _kill_groups(processes: Sequence[subprocess.Popen]) -> None:
     for process in processes:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
 
 
 def run_together(
@@ -118,41 +116,44 @@ def run_together(
     command while another waits for it. When one fails, or any outlives ``timeout``, the
     test fails at once with the stacks of those still running (where they wait), every
     command's exit status and the tail of its stderr."""
-    files = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in cmds]
-    processes = [
-        subprocess.Popen(
-            [str(c) for c in cmd],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=err,
-            text=True,
-            start_new_session=True,
-        )
-        for cmd, (out, err) in zip(cmds, files, strict=True)
-    ]
-    deadline, problem, stacks = time.monotonic() + timeout, None, ""
-    try:
-        while any(p.poll() is None for p in processes):
-            if any(p.returncode not in (None, 0) for p in processes):
-                problem = "a command failed while the others ran"
-            elif time.monotonic() > deadline:
-                problem = f"hung: still running after {timeout:.0f} s"
-            if problem:
-                stacks = "\n".join(_stacks(p.pid) for p in processes if p.poll() is None)
-                break
-            time.sleep(0.2)
-    finally:  # ranks, workers and agents the commands left behind die with them
-        _kill_groups(processes)
-        for process in processes:
-            process.wait()
-    results = []
-    for process, (out, err) in zip(processes, files, strict=True):
-        out.seek(0), err.seek(0)
-        results.append(
-            subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
-        )
-        out.close(), err.close()
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [(Path(folder, f"{i}.out"), Path(folder, f"{i}.err")) for i in range(len(cmds))]
+        processes = []
+        for cmd, (out, err) in zip(cmds, paths, strict=True):
+            fds = [os.open(path, os.O_WRONLY | os.O_CREAT) for path in (out, err)]
+            processes.append(
+                subprocess.Popen(
+                    [str(c) for c in cmd],
+                    cwd=cwd,
+                    env=env,
+                    stdout=fds[0],
+                    stderr=fds[1],
+                    start_new_session=True,
+                )
+            )
+            for fd in fds:
+                os.close(fd)
+        deadline, problem, stacks = time.monotonic() + timeout, "", ""
+        try:
+            while any(p.poll() is None for p in processes):
+                if any(p.returncode not in (None, 0) for p in processes):
+                    problem = "a command failed while the others ran"
+                elif time.monotonic() > deadline:
+                    problem = f"hung: still running after {timeout:.0f} s"
+                if problem:
+                    stacks = "\n".join(_stacks(p.pid) for p in processes if p.poll() is None)
+                    break
+                time.sleep(0.2)
+        finally:  # ranks, workers and agents the commands left behind die with them
+            _kill_groups(processes)
+            for process in processes:
+                process.wait()
+        results = [
+            subprocess.CompletedProcess(
+                process.args, process.returncode, out.read_text(), err.read_text()
+            )
+            for process, (out, err) in zip(processes, paths, strict=True)
+        ]
     if problem or any(r.returncode != 0 for r in results):
         report = "\n".join(
             f"--- exit status {r.returncode}: {' '.join(r.args)}\n{r.stderr[-3000:]}"

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from audioseq.cli.components import build_trainer, flat_params
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
+from audioseq.cli.external_launch import external_launch
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
 from audioseq.cli.quiet import quiet_lightning
@@ -100,6 +101,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@external_launch("train")  # torchrun / srun ranks: one run directory, rank 0 writes it
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @report_errors
 def main(cfg: DictConfig) -> float | None:
