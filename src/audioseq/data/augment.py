@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchaudio
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import read_audio
+from audioseq.data.audio_io import read_audio, resampler
 from audioseq.errors import ConfigError, DataError
 
 NOISE_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -46,12 +45,6 @@ def _noise_bank(folder: str) -> tuple[torch.Tensor, ...]:
         except DataError as e:
             raise ConfigError(f"data.augment.noise_dir: {e}") from None
     return tuple(bank)
-
-
-@lru_cache(maxsize=16)
-def _speed_resampler(orig_freq: int) -> torchaudio.transforms.Resample:
-    """One resampler per speed factor: building the sinc kernel costs more than using it."""
-    return torchaudio.transforms.Resample(orig_freq, SAMPLE_RATE)
 
 
 def _numbers(value: Any) -> bool:
@@ -191,7 +184,7 @@ class WaveformAugment:
         orig_freq = round(SAMPLE_RATE * factor)
         if orig_freq == SAMPLE_RATE:
             return audio
-        return _speed_resampler(orig_freq)(audio)
+        return resampler(orig_freq)(audio)
 
     def add_noise(self, audio: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Mix in a random stretch of a random noise file at a random SNR."""

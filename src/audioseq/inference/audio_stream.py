@@ -9,14 +9,15 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from audioseq import SAMPLE_RATE
+from audioseq.data.audio_io import resampler
 from audioseq.errors import DataError
 
 
 class StreamingResampler:
-    """torchaudio's sinc resampler applied to a stream pushed in pieces of any size.
+    """The project's sinc resampler (``audio_io.resampler``) applied to a stream pushed in pieces
+    of any size.
 
     Resampling by new/orig (reduced by their gcd) maps each block of ``orig`` input samples
     to ``new`` output samples, and output block i reads input samples within ``width`` of
@@ -30,7 +31,7 @@ class StreamingResampler:
         self.identity = orig_freq == new_freq
         gcd = math.gcd(orig_freq, new_freq)
         self.orig, self.new = orig_freq // gcd, new_freq // gcd
-        self.kernel = torchaudio.transforms.Resample(orig_freq, new_freq)
+        self.kernel = resampler(orig_freq, new_freq)
         width = 0 if self.identity else int(self.kernel.width)  # the sinc filter's reach
         self.margin = self.orig * math.ceil(width / self.orig)
         # Input from sample ``_start`` on; the margin before the first block is zeros.
@@ -99,16 +100,16 @@ def file_chunks(path: str | Path, chunk_ms: float) -> Iterator[torch.Tensor]:
     with handle:
         if handle.frames == 0:
             raise DataError(f"input: {name}: no audio samples (empty file)", "empty")
-        resampler = StreamingResampler(handle.samplerate)
+        to_16k = StreamingResampler(handle.samplerate)
         block = chunk_samples(chunk_ms, handle.samplerate)
         try:
             for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
-                chunk = resampler.push(torch.from_numpy(data).mean(dim=1))
+                chunk = to_16k.push(torch.from_numpy(data).mean(dim=1))
                 if chunk.numel():
                     yield chunk
         except (sf.LibsndfileError, RuntimeError) as e:
             raise DataError(f"input: {name}: cannot decode audio ({e})", "corrupt") from None
-    tail = resampler.flush()
+    tail = to_16k.flush()
     if tail.numel():
         yield tail
 

@@ -43,8 +43,8 @@ class FeatureGraph(nn.Module):
         self.dct: Tensor | None = None
         if isinstance(frontend, Frames):
             kernel = torch.eye(self.win).unsqueeze(1)  # frame k = samples [k*win, (k+1)*win)
-        elif isinstance(frontend, LogMel | MFCC):
-            mel = frontend.mel if isinstance(frontend, LogMel) else frontend.mfcc.MelSpectrogram
+        elif isinstance(frontend, LogMel):  # MFCC is a LogMel too
+            mel = frontend.mel
             spec = mel.spectrogram
             if spec.center or spec.normalized or spec.power != 2.0 or spec.pad:
                 raise ConfigError("export needs an uncentred, unnormalised power spectrogram")
@@ -56,8 +56,9 @@ class FeatureGraph(nn.Module):
             basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
             kernel = basis.float().unsqueeze(1)
             self.register_buffer("fb", mel.mel_scale.fb.detach().clone())
+            self.log_floor = frontend.log_floor
             if isinstance(frontend, MFCC):
-                self.register_buffer("dct_mat", frontend.mfcc.dct_mat.detach().clone())
+                self.register_buffer("dct_mat", frontend.dct_mat.detach().clone())
                 self.dct = self.dct_mat
         else:
             raise ConfigError(f"export does not know the frontend {type(frontend).__name__}")
@@ -71,7 +72,7 @@ class FeatureGraph(nn.Module):
         half = frames.shape[1] // 2
         real, imag = frames[:, :half], frames[:, half:]
         power = (real * real + imag * imag).transpose(1, 2)  # [B, F, n_fft // 2 + 1]
-        features = torch.log(torch.matmul(power, self.fb) + 1e-6)
+        features = torch.log(torch.matmul(power, self.fb) + self.log_floor)
         return features if self.dct is None else torch.matmul(features, self.dct_mat)
 
     def normalize(self, features: Tensor, mask: Tensor | None) -> Tensor:

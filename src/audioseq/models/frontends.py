@@ -70,7 +70,17 @@ class Frontend(nn.Module):
 
 
 class LogMel(Frontend):
-    """Log mel-band energies (torchaudio MelSpectrogram, power 2, natural log)."""
+    """Log mel-band energies: torchaudio's MelSpectrogram (power 2), ``log(mel + log_floor)``.
+
+    Two settings decide how much the features depend on the recording chain rather than
+    on the sound (docs/RESULTS.md, "The recording chain"): ``f_max`` below the resamplers'
+    transition band (the shipped config: 7600 Hz; torchaudio's default is the Nyquist
+    frequency, where any resampling dims and aliases the top band), and ``log_floor``, the
+    energy below which a band reads as silence (the shipped config: 1e-5; a lower floor
+    turns the dither and quantisation noise of empty bands, e.g. above 4 kHz in
+    8 kHz-origin audio, into features). The constructor's defaults are the settings of
+    checkpoints written before these options existed, so those rebuild as they were.
+    """
 
     def __init__(
         self,
@@ -78,28 +88,47 @@ class LogMel(Frontend):
         win_length: int = 400,
         hop_length: int = 160,
         n_mels: int = 40,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log_floor: float = 1e-6,
         normalize: str = "global",
         stats_batches: int = 20,
         specaugment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(normalize, stats_batches, specaugment)
+        nyquist = sample_rate / 2
+        if not 0 <= f_min < (f_max or nyquist) <= nyquist:
+            raise ConfigError(
+                f"features: need 0 <= f_min < f_max <= {nyquist:g} Hz, got f_min={f_min}, "
+                f"f_max={f_max}"
+            )
+        if not log_floor > 0:
+            raise ConfigError(f"features.log_floor must be > 0, got {log_floor}")
         self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mels
+        self.log_floor = float(log_floor)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate,
             n_fft=win_length,
             win_length=win_length,
             hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
             n_mels=n_mels,
             center=False,
         )
         self._init_norm()
 
     def compute(self, audio: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel(audio) + 1e-6).transpose(1, 2)
+        return torch.log(self.mel(audio) + self.log_floor).transpose(1, 2)
 
 
-class MFCC(Frontend):
-    """Mel-frequency cepstral coefficients: the DCT of LogMel's log mel energies, per frame."""
+class MFCC(LogMel):
+    """Mel-frequency cepstral coefficients: the orthonormal DCT of LogMel's features.
+
+    (torchaudio's MFCC does the same with a fixed floor of 1e-6; its default dB scale
+    clamps at 80 dB below the loudest value of the whole batch, which would make a clip's
+    features depend on the other clips, the padding and future samples.)
+    """
 
     def __init__(
         self,
@@ -108,33 +137,36 @@ class MFCC(Frontend):
         hop_length: int = 160,
         n_mels: int = 40,
         n_mfcc: int = 20,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log_floor: float = 1e-6,
         normalize: str = "global",
         stats_batches: int = 20,
         specaugment: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(normalize, stats_batches, specaugment)
         if not 1 <= n_mfcc <= n_mels:
             raise ConfigError(f"features.n_mfcc must be in [1, n_mels={n_mels}], got {n_mfcc}")
-        self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mfcc
-        self.mfcc = torchaudio.transforms.MFCC(
-            sample_rate=sample_rate,
-            n_mfcc=n_mfcc,
-            # Natural log of the mel energies, as LogMel. The default dB scale clamps at
-            # 80 dB below the loudest value of the whole batch, which made a clip's features
-            # depend on the other clips, the padding and future samples.
-            log_mels=True,
-            melkwargs=dict(
-                n_fft=win_length,
-                win_length=win_length,
-                hop_length=hop_length,
-                n_mels=n_mels,
-                center=False,
-            ),
-        )
-        self._init_norm()
+        self._n_mfcc = n_mfcc  # read by _init_norm, which LogMel's __init__ calls
+        super().__init__(
+            sample_rate, win_length, hop_length, n_mels, f_min, f_max, log_floor,
+            normalize, stats_batches, specaugment,
+        )  # fmt: skip
+        self.register_buffer("dct_mat", torchaudio.functional.create_dct(n_mfcc, n_mels, "ortho"))
+        self._register_load_state_dict_pre_hook(_rename_torchaudio_mfcc)
+
+    def _init_norm(self) -> None:
+        self.num_features = self._n_mfcc
+        super()._init_norm()
 
     def compute(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.mfcc(audio).transpose(1, 2)
+        return torch.matmul(super().compute(audio), self.dct_mat)
+
+
+def _rename_torchaudio_mfcc(state: dict[str, torch.Tensor], prefix: str, *args: Any) -> None:
+    """Checkpoints written when MFCC wrapped torchaudio's MFCC module keep loading."""
+    for key in [k for k in state if k.startswith(f"{prefix}mfcc.")]:
+        new = key.replace(f"{prefix}mfcc.MelSpectrogram.", f"{prefix}mel.")
+        state[new.replace(f"{prefix}mfcc.", prefix)] = state.pop(key)
 
 
 class Frames(Frontend):

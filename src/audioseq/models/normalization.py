@@ -7,6 +7,8 @@ from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 
 MODES = ("utterance", "global", "none")
+#: The smallest spread a feature is given in global normalisation, relative to the median.
+MIN_STD_RATIO = 0.1
 
 
 class FeatureNorm(nn.Module):
@@ -40,9 +42,14 @@ class FeatureNorm(nn.Module):
         """Turn the accumulated sums (or ``sums``, e.g. all-reduced over ranks) into buffers."""
         count, total, squares = self._sums if sums is None else sums
         mean = total / count.clamp(min=1)
-        var = (squares / count.clamp(min=1) - mean**2).clamp(min=0)
+        std = (squares / count.clamp(min=1) - mean**2).clamp(min=0).sqrt()
+        # A band that hardly varies in training (empty above 4 kHz in 8 kHz-origin audio,
+        # sitting at the log floor) would turn any later change of its floor, such as
+        # another file format's quantisation noise, into a huge normalised value: no
+        # band's spread counts as less than a tenth of the median band's.
+        floor = max(self.eps, MIN_STD_RATIO * float(std.median()))
         self.mean.copy_(mean.float())
-        self.std.copy_(var.sqrt().float().clamp(min=self.eps))
+        self.std.copy_(std.float().clamp(min=floor))
         self.ready.fill_(True)
         self._sums = None
 
