@@ -100,4 +100,17 @@ def test_int32_lengths_pool_like_int64(mode):
 
 def test_bad_mode_is_a_config_error():
     with pytest.raises(ConfigError, match="pooling"):
-        Pooling("attention")
+        Pooling("median")
+
+
+def test_attention_pooling_is_a_softmax_weighted_mean_of_valid_frames_only():
+    pooling = Pooling("attention", size=4)
+    clean = outputs_with_padding(garbage=0.0, extra=2)
+    padded = clean.masked_fill(~frame_mask(LENGTHS, 8).unsqueeze(-1), 1e6)
+    with torch.no_grad():
+        expected = pooling(clean[:, :6], LENGTHS)
+        torch.testing.assert_close(pooling(padded, LENGTHS), expected)  # padding never counts
+        torch.testing.assert_close(pooling(clean[2:, :1], LENGTHS[2:]), clean[2:, 0])
+        pooling.score.weight.zero_()  # equal scores: the plain mean
+        torch.testing.assert_close(pooling(padded, LENGTHS), Pooling("mean")(padded, LENGTHS))
+    assert sum(p.numel() for p in pooling.parameters()) == 5  # a learned scorer

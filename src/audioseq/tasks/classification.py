@@ -38,7 +38,9 @@ class AudioClassifier(AudioTask):
             raise ConfigError(
                 f"task=classify needs labelled data with at least 2 classes, got {self.labels}"
             )
-        self.pooling = Pooling(model.get("pooling", "last"), self.encoder.bidirectional)
+        self.pooling = Pooling(
+            model.get("pooling", "last"), self.encoder.bidirectional, self.encoder.output_size
+        )
         self.head = LinearHead(self.encoder.output_size, num_classes, model.get("head_dropout", 0))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
