@@ -200,7 +200,12 @@ def test_no_noise_files_for_silence(own_corpus):
 
 def test_the_datamodule_serves_batches(corpus):
     dm = AudioDataModule(
-        source="speech_commands", root=str(corpus), batch_size=8, num_workers=0, seed=1
+        source="speech_commands",
+        root=str(corpus),
+        batch_size=8,
+        num_workers=0,
+        seed=1,
+        clip_seconds=1.0,
     )
     assert dm.num_classes == 12
     batches = list(dm.val_dataloader())

@@ -69,7 +69,7 @@ class AudioDataModule(pl.LightningDataModule):
     def __init__(
         self,
         source: str = "synthetic",
-        clip_seconds: float | None = 1.0,
+        clip_seconds: float | None = None,
         batch_size: int = 64,
         num_workers: int = 2,
         persistent_workers: bool = True,
