@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from audioseq import SAMPLE_RATE
 from audioseq.data import dtmf
+from audioseq.data.collate import collate
 from audioseq.data.datamodule import AudioDataModule, EpochLoader, build_source
 from audioseq.data.partition import batches, rank_indices, worker_share
 from audioseq.data.spec import LoaderSpec
@@ -172,6 +173,127 @@ def test_jittered_tones_stay_nearest_to_their_nominal_frequencies(seed):
     cols = sorted({c for _, c in dtmf.TONES.values()})
     assert min(rows, key=lambda f: abs(f - found_low)) == low
     assert min(cols, key=lambda f: abs(f - found_high)) == high
+
+
+# ---- the batch path: the clips made one at a time, and their distribution -----------------
+
+
+def memory_set(split: str, seed: int, delay: float, clip_seconds: float | None = None):
+    spec = LoaderSpec(batch_size=8, clip_seconds=clip_seconds, train=split == "train")
+    return SyntheticBatches(split, 64, seed, spec, task="memory", delay_seconds=delay)
+
+
+def assert_same_batch(got: dict, want: dict) -> None:
+    assert got["key"] == want["key"]
+    assert got["skipped"] == want["skipped"] == {}
+    for field in ("audio", "lengths", "label"):
+        assert got[field].dtype == want[field].dtype, field
+        assert torch.equal(got[field], want[field]), field
+
+
+SCATTERED = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 4181, 999_999]
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_dtmf_batches_hold_exactly_the_clips_made_one_at_a_time(split, seed):
+    ds = make(split, seed=seed, clip_seconds=0.25)
+    indices = SCATTERED + list(range(100, 130))
+    expected = collate([ds.example(i) for i in indices], pad_to=ds.pad_to)
+    assert_same_batch(ds.batch(indices), expected)
+
+
+def test_the_default_one_second_batch_is_the_collated_examples():
+    ds = make("train", seed=3, clip_seconds=None)
+    indices = [4, 0, 17, 9]
+    assert_same_batch(ds.batch(indices), collate([ds.example(i) for i in indices]))
+    assert ds.batch(indices)["audio"].shape == (4, SAMPLE_RATE)
+
+
+@pytest.mark.parametrize(
+    ("split", "seed", "delay", "clip_seconds"),
+    [
+        ("train", 0, 0.0, None),
+        ("val", 5, 0.3, None),
+        ("test", 2, 0.3, 0.5),
+        ("train", 9, 1.0, None),
+    ],
+)
+def test_memory_batches_hold_exactly_the_clips_made_one_at_a_time(split, seed, delay, clip_seconds):
+    ds = memory_set(split, seed, delay, clip_seconds)
+    indices = SCATTERED[:12]
+    expected = collate([ds.example(i) for i in indices], pad_to=ds.pad_to)
+    assert_same_batch(ds.batch(indices), expected)
+
+
+def test_a_clip_does_not_depend_on_the_batch_it_is_in():
+    ds = make("val", seed=1, clip_seconds=0.1)
+    alone = ds.batch([42])["audio"][0]
+    for batch in ([42, 1, 2], [7, 42], [3, 9, 11, 42], list(range(30, 50))):
+        got = ds.batch(batch)
+        assert torch.equal(got["audio"][batch.index(42)], alone)
+    assert torch.equal(alone, ds.example(42).audio)
+
+
+def test_iterating_the_dataset_gives_the_batch_path():
+    ds = make("val", 10, batch_size=4)
+    for got, indices in zip(ds, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]], strict=True):
+        assert_same_batch(got, collate([ds.example(i) for i in indices], pad_to=ds.pad_to))
+
+
+def test_the_noise_is_gaussian():
+    """A press of no length leaves the noise alone: whitened per clip, its samples have the
+    standard normal's tails and kurtosis (Box-Muller on 32-bit words, since issue 10)."""
+    rng = np.random.default_rng(11)
+    clips = [
+        dtmf.dtmf_clip(rng, 0, 20_001, SAMPLE_RATE, duration_range=(0.0, 0.0), distractor_prob=0)
+        for _ in range(40)
+    ]
+    z = np.concatenate([(c - c.mean()) / c.std() for c in clips]).astype(np.float64)
+    assert np.isfinite(z).all()
+    for k, tail in ((1, 0.3173), (2, 0.0455), (3, 0.0027)):
+        assert np.mean(np.abs(z) > k) == pytest.approx(tail, rel=0.05 if k < 3 else 0.2), k
+    assert np.mean(z**4) == pytest.approx(3.0, abs=0.05)
+    assert np.abs(z).max() < 6.7
+    one = clips[0][:10_000], clips[0][10_000:20_000]  # the two halves of the Box-Muller pairs
+    assert abs(np.corrcoef(*one)[0, 1]) < 0.05
+    spectrum = np.abs(np.fft.rfft(clips[0])) ** 2  # white: flat across the band
+    bands = spectrum[1:].reshape(-1, 1000).mean(axis=1)
+    assert bands.max() < 1.3 * bands.min()
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0, 30.0])
+def test_the_noise_sits_at_the_drawn_snr(snr_db):
+    """Fit the two sines (known frequencies: no jitter) and measure what is left, away
+    from the 5 ms edges, which a steady sine does not fit."""
+    key, n = 5, SAMPLE_RATE
+    clip = dtmf.dtmf_clip(np.random.default_rng(int(snr_db)), key, n, SAMPLE_RATE, jitter=0.0,
+                          duration_range=(1.0, 1.0), snr_db_range=(snr_db, snr_db),
+                          distractor_prob=0.0)  # fmt: skip
+    t = np.arange(n) / SAMPLE_RATE
+    basis = np.stack(
+        [fn(2 * np.pi * f * t) for f in dtmf.TONES[dtmf.KEYS[key]] for fn in (np.sin, np.cos)], 1
+    )
+    steady = slice(100, n - 100)
+    basis, clip = basis[steady], clip[steady].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(basis, clip, rcond=None)
+    tone = basis @ coef
+    measured = 10 * np.log10(np.mean(tone**2) / np.mean((clip - tone) ** 2))
+    assert measured == pytest.approx(snr_db, abs=0.3)
+
+
+def test_labels_are_balanced_and_presses_last_80_to_400_ms():
+    labels = make("train", 2400, clip_seconds=0.02).batch(list(range(2400)))["label"]
+    counts = torch.bincount(labels, minlength=12)
+    assert counts.min() >= 150 and counts.max() <= 250, counts  # 200 expected, sd 13.5
+    rng = np.random.default_rng(4)
+    lengths = []
+    for index in range(40):
+        clip = dtmf.dtmf_clip(rng, index % 12, SAMPLE_RATE, SAMPLE_RATE,
+                              snr_db_range=(80.0, 80.0), distractor_prob=0.0)  # fmt: skip
+        loud = np.flatnonzero(np.abs(clip) > 0.01 * np.abs(clip).max())
+        lengths.append((loud[-1] - loud[0]) / SAMPLE_RATE)
+    assert 0.08 - 0.01 <= min(lengths) < 0.15 and 0.33 < max(lengths) <= 0.4, lengths
 
 
 # ---- ranks x workers through real DataLoaders --------------------------------------------

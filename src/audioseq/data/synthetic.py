@@ -8,7 +8,7 @@ from torch.utils.data import IterableDataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.data import dtmf
-from audioseq.data.collate import collate
+from audioseq.data.collate import Batch
 from audioseq.data.example import Example
 from audioseq.data.partition import batches, rank_indices, worker_share
 from audioseq.data.spec import LoaderSpec
@@ -42,11 +42,13 @@ def clip_lengths(task: str, delay_seconds: float, clip_seconds: float | None) ->
 
 
 class SyntheticBatches(IterableDataset):
-    """Deterministic clips from (seed, split, index), collated into batches in the workers.
+    """Deterministic clips from (seed, split, index), made a batch at a time in the workers.
 
-    Every rank yields the same number of batches (see ``partition``); workers take whole
-    batches in turn, and the training order is reshuffled each epoch from (seed, epoch).
-    The epoch lives in shared memory so persistent workers see ``set_epoch`` too.
+    Each clip is drawn from its own stream, so it is the same whatever batch, worker or
+    rank makes it. Every rank yields the same number of batches (see ``partition``);
+    workers take whole batches in turn, and the training order is reshuffled each epoch
+    from (seed, epoch). The epoch lives in shared memory so persistent workers see
+    ``set_epoch`` too.
     """
 
     def __init__(
@@ -79,18 +81,46 @@ class SyntheticBatches(IterableDataset):
     def __len__(self) -> int:
         return len(self._epoch_batches())
 
-    def example(self, index: int) -> Example:
+    def _stream(self, index: int) -> tuple[np.random.Generator, int]:
+        """Clip ``index``'s own random stream, after its first draw: the label."""
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index])
-        label = int(rng.integers(len(dtmf.KEYS)))
+        return rng, int(rng.integers(len(dtmf.KEYS)))
+
+    def _key(self, index: int) -> str:
+        return f"synthetic/{self.split}/{index:07d}"
+
+    def example(self, index: int) -> Example:
+        """Clip ``index`` on its own (the row it gets in any ``batch`` is the same)."""
+        rng, label = self._stream(index)
         if self.task == "memory":
             audio = dtmf.memory_clip(rng, label, self.delay_seconds, SAMPLE_RATE)
         else:
             audio = dtmf.dtmf_clip(rng, label, self.clip_samples, SAMPLE_RATE)
-        return Example(f"synthetic/{self.split}/{index:07d}", torch.from_numpy(audio), label)
+        return Example(self._key(index), torch.from_numpy(audio), label)
+
+    def batch(self, indices: list[int]) -> Batch:
+        """What ``collate`` makes of ``example(i) for i in indices``, without the per-clip
+        arrays and copies: each clip is rendered straight into its row."""
+        streams = [self._stream(i) for i in indices]
+        rngs, labels = [rng for rng, _ in streams], [label for _, label in streams]
+        if self.task == "memory":
+            audio = dtmf.memory_batch(rngs, labels, self.delay_seconds, SAMPLE_RATE)
+        else:
+            audio = dtmf.dtmf_batch(rngs, labels, self.clip_samples, SAMPLE_RATE)
+        audio = torch.from_numpy(audio)
+        if self.pad_to > self.clip_samples:  # memory clips under a longer clip_seconds
+            audio = torch.nn.functional.pad(audio, (0, self.pad_to - self.clip_samples))
+        return Batch(
+            audio=audio,
+            lengths=torch.full((len(indices),), self.clip_samples, dtype=torch.int64),
+            label=torch.tensor(labels, dtype=torch.int64),
+            key=[self._key(i) for i in indices],
+            skipped={},
+        )
 
     def __iter__(self):
-        for batch in worker_share(self._epoch_batches()):
-            yield collate([self.example(i) for i in batch], pad_to=self.pad_to)
+        for indices in worker_share(self._epoch_batches()):
+            yield self.batch(indices)
 
 
 @dataclass
