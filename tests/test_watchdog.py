@@ -145,7 +145,7 @@ def test_a_real_trainer_arms_per_stage_and_beats_per_batch(tmp_path: Path) -> No
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=False,  # a bare Trainer around the watchdog; the CLI test runs defaults
         enable_model_summary=False,
         callbacks=[dog, Spy()],
         default_root_dir=tmp_path,
