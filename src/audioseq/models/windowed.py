@@ -34,8 +34,16 @@ class WindowedEncoder(nn.Module):
         hidden_size: int = 128,
         num_layers: int = 2,
         dropout: float = 0.0,
+        bidirectional: bool = False,
     ) -> None:
         super().__init__()
+        if bidirectional:
+            # A recipe such as experiment=keywords sets it for the recurrent cells; say how
+            # to drop it instead of failing on an unexpected keyword.
+            raise ConfigError(
+                "model.encoder.bidirectional=true: the windowed (ar/markov) encoders are causal "
+                "windows with no backward direction; add ~model.encoder.bidirectional"
+            )
         if tau < 1:
             raise ConfigError(f"model.encoder.tau must be >= 1, got {tau}")
         if hidden_size < 1 or num_layers < 1:
