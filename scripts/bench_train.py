@@ -2,6 +2,7 @@
 """Training throughput of each cell, and of the synthetic loader, on this machine.
 
     python scripts/bench_train.py [--steps 20] [--batch-size 64]
+    python scripts/bench_train.py --against-plain [--cells ...] [--hidden ...] [--manifests ...]
 
 Prints a Markdown table (clips and audio seconds per wall second) and, last, one JSON
 line with the figures. All numbers of one run come from the same machine state, so
@@ -12,6 +13,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -49,7 +51,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--against-plain",
+        action="store_true",
+        help="audioseq-train against a hand-written loop (scripts/bench_against_plain.py)",
+    )
+    parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"])
+    parser.add_argument("--hidden", nargs="+", type=int, default=[128, 256])
+    parser.add_argument("--epochs", type=int, default=4, help="per run; the first not counted")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each side")
+    parser.add_argument("--manifests", nargs=2, type=Path, help="TRAIN VAL (default: a corpus)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
+    if args.against_plain:
+        from bench_against_plain import against_plain
+
+        figures = against_plain(
+            args.cells, args.hidden, args.epochs, args.rounds, args.manifests, args.device
+        )
+        print(json.dumps(figures))
+        return
     # Loaders first: forking workers after the training steps have started torch's
     # OpenMP pool measures the fork's side effects, not the loader.
     results = {

@@ -44,6 +44,23 @@ def to_mono_16k(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return audio.contiguous()
 
 
+#: Sample formats that decode to finite numbers by construction (no NaN/Inf check needed).
+_INTEGER_SUBTYPES = frozenset(
+    {
+        "PCM_S8",
+        "PCM_U8",
+        "PCM_16",
+        "PCM_24",
+        "PCM_32",
+        "ALAC_16",
+        "ALAC_20",
+        "ALAC_24",
+        "ALAC_32",
+        "ULAW",
+        "ALAW",
+    }
+)
+
 _DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
@@ -69,11 +86,12 @@ def _read_checked(
     with sf.SoundFile(source) as f:
         rate, available = f.samplerate, f.frames
         cut = _declared_but_missing(f.extra_info)
+        can_be_nonfinite = f.subtype not in _INTEGER_SUBTYPES
         start = min(round(offset * rate), available)
         if start:
             f.seek(start)
         wanted = available - start if duration is None else round(duration * rate)
-        data = f.read(frames=wanted, dtype="float32", always_2d=True)
+        data = f.read(frames=wanted, dtype="float32", always_2d=f.channels > 1)
     if data.shape[0] == 0:
         raise DataError(f"{name}: no audio samples (empty clip)", "empty")
     if cut:
@@ -86,8 +104,8 @@ def _read_checked(
             "truncated",
         )
     # Any NaN/Inf makes the sum non-finite, and float32 values cannot overflow a float64
-    # sum: one pass, no temporary mask array.
-    if not np.isfinite(data.sum(dtype=np.float64)):
+    # sum: one pass, no temporary mask array (integer PCM cannot hold either).
+    if can_be_nonfinite and not np.isfinite(data.sum(dtype=np.float64)):
         raise DataError(f"{name}: audio contains NaN or Inf samples", "nonfinite")
     return to_mono_16k(torch.from_numpy(data), rate)
 

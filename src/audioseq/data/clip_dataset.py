@@ -7,6 +7,7 @@ from torch.utils.data import Dataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio_io import read_audio
+from audioseq.data.cache import AudioCache
 from audioseq.data.clips import crop
 from audioseq.data.entries import Entry, within_duration
 from audioseq.data.example import Example
@@ -30,6 +31,16 @@ class ClipDataset(Dataset):
         self.clip_samples = seconds_to_samples(spec.clip_seconds)
         self.min_samples = seconds_to_samples(spec.min_seconds)
         self.policy = SkipPolicy(spec.on_error)
+        self.cache: AudioCache | None = None
+        self.cache_wanted = spec.cache is not None and spec.cache.take(self.entries)
+
+    def fill_cache(self) -> None:
+        """Decode every clip into memory (``data.cache``), once. The DataModule calls it in
+        the main process when the split's loader is first made, before workers fork and
+        share it, and only for splits that are used (eval needs no train audio)."""
+        if self.cache_wanted and self.cache is None:
+            name = f"{self.spec.split} audio"
+            self.cache = AudioCache(self.entries, self.load, name, self.spec.show_progress)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -50,7 +61,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: int) -> Example | Skipped:
         entry = self.entries[index]
         try:
-            audio = self.load(entry)
+            audio = self.load(entry) if self.cache is None else self.cache.get(index)
         except DataError as e:
             return self.policy(e, entry.where, str(entry.path))
         if self.spec.train and self.spec.augment is not None:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from audioseq import SAMPLE_RATE
 from audioseq.data.augment import WaveformAugment
 from audioseq.data.bucketing import DurationBucketSampler
+from audioseq.data.cache import CacheBudget
 from audioseq.data.collate import collate
 from audioseq.data.skipping import POLICIES
 from audioseq.data.spec import LoaderSpec
@@ -81,6 +82,8 @@ class AudioDataModule(pl.LightningDataModule):
         bucketing: bool = False,
         num_buckets: int = 10,
         augment: dict[str, Any] | None = None,
+        cache: str = "none",
+        cache_budget: float = 0.25,
         **source_options: Any,
     ) -> None:
         super().__init__()
@@ -100,6 +103,7 @@ class AudioDataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{name} must be >= 0 or null, got {value}")
         if num_buckets < 1:
             raise ConfigError(f"data.num_buckets must be >= 1, got {num_buckets}")
+        CacheBudget(cache, cache_budget)  # checks the values now, before any data is read
         if pin_memory not in (True, False, "auto"):
             raise ConfigError(f"data.pin_memory must be true, false or auto, got {pin_memory!r}")
         shared = dict(
@@ -113,6 +117,7 @@ class AudioDataModule(pl.LightningDataModule):
         self.source = build_source(source, shared, **source_options)
         self.augment = WaveformAugment(**augment, seed=seed) if augment else None
         self._datasets: dict[str, Dataset | None] = {}
+        self._built: tuple[int, int, bool] | None = None  # (rank, world size, cached)
 
     @property
     def labels(self) -> list[str]:
@@ -132,8 +137,25 @@ class AudioDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
+    def _local_ranks(self) -> int:
+        trainer = self.trainer
+        return max(1, trainer.world_size // max(1, trainer.num_nodes)) if trainer else 1
+
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits' datasets for this rank (once: fit, then test reuse them and
+        their cache)."""
+        self._build(cache=True)
+
+    def _build(self, cache: bool) -> None:
         rank, world_size = self._rank()
+        built = self._built
+        if built is not None and built[:2] == (rank, world_size) and (built[2] or not cache):
+            return
+        budget = None
+        if cache:
+            budget = CacheBudget(
+                self.hparams.cache, self.hparams.cache_budget, self._local_ranks()
+            )
         for split in ("train", "val", "test"):
             spec = LoaderSpec(
                 batch_size=self.hparams.batch_size,
@@ -146,12 +168,16 @@ class AudioDataModule(pl.LightningDataModule):
                 max_seconds=self.hparams.max_seconds,
                 augment=self.augment if split == "train" else None,
                 seed=self.hparams.seed,
+                cache=budget,
+                split=split,
+                show_progress=rank == 0,
             )
             self._datasets[split] = self.source.dataset(split, spec)
+        self._built = (rank, world_size, cache)
 
     def has_split(self, split: str) -> bool:
-        if not self._datasets:
-            self.setup()
+        """Whether the source has ``split`` (asked before training: fills no cache)."""
+        self._build(cache=False)
         return self._datasets.get(split) is not None
 
     def _pin_memory(self) -> bool:
@@ -161,11 +187,12 @@ class AudioDataModule(pl.LightningDataModule):
         return trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
 
     def _loader(self, split: str) -> DataLoader:
-        if not self._datasets:
-            self.setup()
+        self.setup()
         dataset = self._datasets.get(split)
         if dataset is None:
             raise ConfigError(f"data: this source has no {split} split")
+        if hasattr(dataset, "fill_cache"):
+            dataset.fill_cache()
         workers = self.hparams.num_workers
         common = dict(
             num_workers=workers,

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from audioseq.data.cache import CacheBudget
+
 
 @dataclass(frozen=True)
 class LoaderSpec:
@@ -21,3 +23,9 @@ class LoaderSpec:
     #: Waveform augmentation for training, ``(audio, generator) -> audio``; None in eval.
     augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None
     seed: int = 0
+    #: ``data.cache``: whether file-list sources decode their clips once, into memory.
+    cache: CacheBudget | None = None
+    #: ``train``, ``val`` or ``test`` (for messages).
+    split: str = "train"
+    #: Rank 0 shows progress bars (filling the cache); the others stay quiet.
+    show_progress: bool = True
