@@ -1,6 +1,7 @@
 """Decoding audio files to 16 kHz mono float32 (soundfile decodes, torchaudio resamples)."""
 
 import io
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 import torchaudio
 
 from audioseq import SAMPLE_RATE
+from audioseq.data import wav
 from audioseq.errors import DataError
 
 #: torchaudio's "kaiser_best" sinc resampler: flat to 0.95 x the output's Nyquist frequency
@@ -110,7 +112,23 @@ def _read_checked(
     return to_mono_16k(torch.from_numpy(data), rate)
 
 
-_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError)
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, OSError)
+
+
+def _read_plain_wav(path: str, offset: float, duration: float | None) -> torch.Tensor | None:
+    """``read_audio`` for a plain PCM-16 / float-32 WAV file without libsndfile (reading
+    only the wanted part), or None for every other file (audioseq.data.wav says why)."""
+    if not path.lower().endswith(".wav"):
+        return None
+    with open(path, "rb") as f:
+        layout = wav.parse_header(f.read(wav.HEAD_BYTES))
+        if layout is None:
+            return None
+        available = os.fstat(f.fileno()).st_size - layout.data_offset
+        start, count = wav.frame_range(layout, available, path, offset, duration)
+        f.seek(layout.data_offset + start * layout.frame_bytes)
+        raw = f.read(count * layout.frame_bytes)
+    return to_mono_16k(torch.from_numpy(wav.to_float(layout, raw, count, path)), layout.rate)
 
 
 def read_audio(
@@ -123,6 +141,9 @@ def read_audio(
     corrupt, truncated, nonfinite) when the audio cannot be used.
     """
     try:
+        fast = _read_plain_wav(str(path), offset, duration)
+        if fast is not None:
+            return fast
         return _read_checked(str(path), str(path), offset, duration)
     except _DECODE_ERRORS as e:
         if not Path(path).exists():  # libsndfile reports a missing file as "System error"
@@ -136,6 +157,15 @@ def decode_audio(source: bytes | bytearray | memoryview | BinaryIO, name: str) -
     if isinstance(source, bytes | bytearray | memoryview):
         if not len(source):
             raise DataError(f"{name}: no audio samples (empty member)", "empty")
+        layout = wav.parse_header(source[: wav.HEAD_BYTES])
+        if layout is not None:
+            available = len(source) - layout.data_offset
+            start, count = wav.frame_range(layout, available, name)
+            first = layout.data_offset + start * layout.frame_bytes
+            raw = memoryview(source)[first : first + count * layout.frame_bytes]
+            return to_mono_16k(
+                torch.from_numpy(wav.to_float(layout, raw, count, name)), layout.rate
+            )
         source = io.BytesIO(source)
     try:
         return _read_checked(source, name)

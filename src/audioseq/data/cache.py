@@ -87,9 +87,7 @@ class AudioCache:
         show_progress: bool = True,
         threads: int | None = None,
     ) -> None:
-        clips: list[torch.Tensor | DataError] = [DataError("not decoded", "corrupt")] * len(
-            entries
-        )
+        clips: list[torch.Tensor | DataError] = [DataError("not decoded", "corrupt")] * len(entries)
 
         def decode(index: int) -> None:
             try:
@@ -102,8 +100,12 @@ class AudioCache:
         with ThreadPoolExecutor(threads) as pool:
             done = pool.map(decode, range(len(entries)))
             for _ in tqdm(
-                done, total=len(entries), desc=f"caching {name}", unit="clip",
-                disable=not show_progress, leave=False,
+                done,
+                total=len(entries),
+                desc=f"caching {name}",
+                unit="clip",
+                disable=not show_progress,
+                leave=False,
             ):
                 pass
         # (message, reason): a fresh DataError per access, not one whose traceback grows.

@@ -153,9 +153,7 @@ class AudioDataModule(pl.LightningDataModule):
             return
         budget = None
         if cache:
-            budget = CacheBudget(
-                self.hparams.cache, self.hparams.cache_budget, self._local_ranks()
-            )
+            budget = CacheBudget(self.hparams.cache, self.hparams.cache_budget, self._local_ranks())
         for split in ("train", "val", "test"):
             spec = LoaderSpec(
                 batch_size=self.hparams.batch_size,
