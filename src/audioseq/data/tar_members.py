@@ -1,0 +1,99 @@
+"""The members of a tar stream, parsed straight from its 512-byte headers.
+
+Python's ``tarfile`` (which webdataset's reader uses) builds a TarInfo object per member
+through several layers of Python; for shards of small audio clips that took more time
+than decoding the audio (docs/PERFORMANCE.md). This reads what shards hold: ustar
+headers, pax extended headers (``path``/``size``, as Python's own tar writer emits for long
+or non-ASCII names and fractional times) and GNU long names, and checks every header's
+checksum, so a corrupt or cut shard still fails with a reason.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+BLOCK = 512
+_REGULAR = (b"0", b"\0", b"7")  # file, old-style file, contiguous file
+_PAX = (b"x", b"g")
+_GNU_LONG_NAME, _GNU_LONG_LINK = b"L", b"K"
+
+
+class TarError(Exception):
+    """The bytes are not a (complete) tar archive."""
+
+
+def _number(field: bytes) -> int:
+    """A header's octal (or GNU base-256) number."""
+    if field and field[0] & 0x80:
+        return int.from_bytes(field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(text or b"0", 8)
+    except ValueError:
+        raise TarError("invalid header") from None
+
+
+def _check(header: bytes) -> None:
+    """The header checksum (unsigned, or the signed sum some old writers used)."""
+    stored = _number(header[148:156])
+    rest = header[:148] + header[156:]
+    unsigned = sum(rest) + 8 * 32
+    if stored != unsigned and stored != unsigned - 2 * sum(b for b in rest if b > 127):
+        raise TarError("bad checksum")
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise TarError("unexpected end of data")
+    return data
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """``"<length> <key>=<value>\\n"`` records."""
+    records, position = {}, 0
+    while position < len(data):
+        length = int(data[position : data.index(b" ", position)])
+        key, _, value = data[data.index(b" ", position) + 1 : position + length - 1].partition(b"=")
+        records[key.decode("utf-8")] = value.decode("utf-8", "surrogateescape")
+        position += length
+    return records
+
+
+def members(stream: BinaryIO, select: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """``(name, contents)`` of each regular file that ``select(name)`` accepts, in order;
+    the contents of the others are skipped unread. Ends at the end-of-archive block or
+    at the end of the stream on a block boundary; raises TarError for anything else."""
+    pending: dict[str, str] = {}
+    while True:
+        header = stream.read(BLOCK)
+        if not header or header == bytes(BLOCK):
+            return
+        if len(header) < BLOCK:
+            raise TarError("unexpected end of data")
+        _check(header)
+        kind, size = header[156:157], _number(header[124:136])
+        padded = size + (-size % BLOCK)
+        if kind in _PAX or kind in (_GNU_LONG_NAME, _GNU_LONG_LINK):
+            data = _read_exactly(stream, padded)[:size]
+            if kind == b"x":
+                pending.update(_pax_records(data))
+            elif kind == _GNU_LONG_NAME:
+                pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            continue
+        name = pending.pop("path", None)
+        if name is None:
+            name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            prefix = header[345:500].split(b"\0", 1)[0]
+            if header[257:262] == b"ustar" and prefix:
+                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+        if "size" in pending:
+            size = int(pending.pop("size"))
+            padded = size + (-size % BLOCK)
+        pending.clear()
+        # Skipped members are read too (not seeked over), so a cut shard fails here as it
+        # would over HTTP.
+        wanted = kind in _REGULAR and select(name)
+        data = _read_exactly(stream, size)
+        _read_exactly(stream, padded - size)
+        if wanted:
+            yield name, data

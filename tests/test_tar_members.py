@@ -1,0 +1,75 @@
+"""audioseq.data.tar_members reads what Python's tarfile writes, in every format, and
+fails on cut or corrupt archives."""
+
+import io
+import tarfile
+
+import pytest
+
+from audioseq.data.tar_members import BLOCK, TarError, members
+
+NAMES = [
+    "a/short.wav",
+    "b/" + "long" * 40 + ".wav",  # > 100 characters: a ustar prefix, pax or GNU long name
+    "c/nön-äscii.json",
+    "d/empty.txt",
+]
+
+
+def archive(format: int, mtime: float = 1_700_000_000) -> tuple[bytes, dict[str, bytes]]:
+    contents = {name: (name * 7).encode("utf-8")[: 300 + 211 * i] for i, name in enumerate(NAMES)}
+    contents["d/empty.txt"] = b""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=format) as tar:
+        info = tarfile.TarInfo("a")
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)  # a directory: not a member to return
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), mtime
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue(), contents
+
+
+@pytest.mark.parametrize(
+    ("format", "mtime"),
+    [(tarfile.GNU_FORMAT, 1_700_000_000), (tarfile.PAX_FORMAT, 1_700_000_000.25)],
+)
+def test_every_member_as_tarfile_writes_it(format, mtime):
+    """GNU long names; pax records (a fractional mtime gives every member one)."""
+    data, contents = archive(format, mtime)
+    assert dict(members(io.BytesIO(data), lambda name: True)) == contents
+
+
+def test_ustar_with_a_prefix_field():
+    buffer = io.BytesIO()
+    name = "dir/" * 30 + "clip.wav"  # > 100 characters, split into prefix + name
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    assert list(members(io.BytesIO(buffer.getvalue()), lambda n: True)) == [(name, b"abc")]
+
+
+def test_unselected_members_are_skipped():
+    data, contents = archive(tarfile.PAX_FORMAT)
+    got = list(members(io.BytesIO(data), lambda name: name.endswith(".json")))
+    assert got == [("c/nön-äscii.json", contents["c/nön-äscii.json"])]
+
+
+@pytest.mark.parametrize("cut", [700, 1500, 2600])
+def test_a_cut_archive_raises(cut):
+    """Cut inside a header or a member's data (not on a block boundary)."""
+    data, _ = archive(tarfile.PAX_FORMAT, 1_700_000_000.25)
+    with pytest.raises(TarError, match="unexpected end of data"):
+        list(members(io.BytesIO(data[:cut]), lambda n: True))
+
+
+def test_a_corrupt_header_raises():
+    data, _ = archive(tarfile.GNU_FORMAT)
+    corrupt = bytearray(data)
+    corrupt[BLOCK + 10] ^= 0xFF  # the second header's name (the first is the directory)
+    with pytest.raises(TarError, match="bad checksum"):
+        list(members(io.BytesIO(bytes(corrupt)), lambda n: True))
+    with pytest.raises(TarError):
+        list(members(io.BytesIO(b"this is not a tar file" * 40), lambda n: True))
