@@ -6,8 +6,9 @@ audioseq-train -m model=rnn,lstm,gru            # a sweep, one folder per job
 """
 
 import logging
+import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import lightning.pytorch as pl
@@ -15,8 +16,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from audioseq.callbacks.preemption import EXIT_PREEMPTED, Preemption
 from audioseq.cli.components import build_trainer, flat_params
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
@@ -24,6 +27,7 @@ from audioseq.cli.external_launch import external_launch
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
 from audioseq.cli.quiet import quiet_lightning
+from audioseq.cli.resume import resumable
 from audioseq.errors import ConfigError
 from audioseq.models.complexity import task_complexity
 from audioseq.tasks.init_from import apply_init_from
@@ -64,6 +68,20 @@ def _log_hparams(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]
             logger.log_hyperparams(params)
 
 
+def _preempted(trainer: pl.Trainer) -> NoReturn:
+    """One line on how the run stopped and how to continue it; exit status 75."""
+    saved = next((c.saved for c in trainer.callbacks if isinstance(c, Preemption)), None)
+    run_dir = HydraConfig.get().runtime.output_dir
+    what = f"saved {saved}" if saved else "no checkpoint saved (callbacks.preemption is off)"
+    if trainer.is_global_zero:
+        print(
+            f"audioseq: stopped by a signal at step {trainer.global_step} (epoch "
+            f"{trainer.current_epoch}); {what}; continue with: audioseq-train resume={run_dir}",
+            file=sys.stderr,
+        )
+    sys.exit(EXIT_PREEMPTED)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
     quiet_lightning()
@@ -80,7 +98,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg)
     with multirun_job(trainer.strategy):
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SIGTERMException:
+            _preempted(trainer)
         metrics: dict[str, Any] = {
             key: value
             for key, value in scalar_metrics(trainer.callback_metrics).items()
@@ -101,6 +122,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@resumable  # resume=RUN_DIR: the run's own overrides, its folder and last.ckpt
 @external_launch("train")  # torchrun / srun ranks: one run directory, rank 0 writes it
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @report_errors

@@ -1,0 +1,66 @@
+"""SIGTERM or SIGUSR1 (what schedulers such as SLURM send before they stop a job): save
+``checkpoints/last.ckpt`` at the next step boundary, flush the logs, exit with status 75.
+
+Lightning already turns SIGTERM into a ``SIGTERMException`` at the next batch boundary,
+on every DDP rank at the same step (rank 0's flag is broadcast each step), but saves
+nothing: the epoch in progress is lost. This callback saves the checkpoint when that
+exception passes through ``on_exception`` (every rank takes part: saving has a barrier),
+written to a temporary file and renamed, so a kill while writing never leaves a broken
+``last.ckpt``. SIGUSR1 is treated as SIGTERM, except under SLURM with Lightning's
+``auto_requeue``, where Lightning's own handler saves an HPC checkpoint and requeues the job.
+
+The training command then prints one line and exits with :data:`EXIT_PREEMPTED` (75,
+``EX_TEMPFAIL``: try again); ``audioseq-train resume=RUN_DIR`` continues the run.
+"""
+
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+
+import lightning.pytorch as pl
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+EXIT_PREEMPTED = 75
+
+
+def _as_sigterm(signum: int, frame: FrameType | None) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def save_atomically(trainer: pl.Trainer, path: Path) -> None:
+    """``trainer.save_checkpoint(path)`` through a temporary file and a rename (call it on
+    every rank: it synchronises them; rank 0 writes)."""
+    partial = path.with_name(path.name + ".partial")
+    trainer.save_checkpoint(partial)
+    if trainer.is_global_zero:
+        os.replace(partial, path)
+    trainer.strategy.barrier("audioseq.save_atomically")
+
+
+class Preemption(pl.Callback):
+    """Saves ``dirpath/last.ckpt`` when a SIGTERM/SIGUSR1 stops training."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.saved: Path | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        environment = getattr(trainer._accelerator_connector, "cluster_environment", None)
+        slurm_requeue = isinstance(environment, SLURMEnvironment) and environment.auto_requeue
+        if not slurm_requeue and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGUSR1, _as_sigterm)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+            return
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        path = self.dirpath / "last.ckpt"
+        save_atomically(trainer, path)
+        for logger in trainer.loggers:
+            logger.save()
+            logger.finalize("interrupted")
+        self.saved = path

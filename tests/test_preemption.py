@@ -1,0 +1,112 @@
+"""Preemption: a real SIGTERM or SIGUSR1 sent to a training process saves last.ckpt at the
+next step and exits with 75; ``resume=RUN_DIR`` then finishes the run in the same folder
+and TensorBoard run. And what ``resume=`` refuses."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from processes import TRAIN, _stacks, train
+from tensorboard_events import scalars
+
+from audioseq.callbacks.preemption import EXIT_PREEMPTED
+from audioseq.cli.resume import ResumeError, resume_args
+
+SMALL = [
+    "data.train_size=1536",
+    "data.val_size=128",
+    "data.test_size=128",
+    "model.encoder.hidden_size=16",
+    "trainer.max_epochs=40",  # far more than the test waits for: the signal ends it
+]
+
+
+def start(run_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, TRAIN, *SMALL, *extra, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def signal_after_first_epoch(process: subprocess.Popen, run_dir: Path, signum: int) -> str:
+    """Wait until epoch 0 has written its checkpoint, send ``signum``; the stderr of the
+    process, which must exit with 75 (a hang fails with every process's stacks)."""
+    first = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not first.exists():
+        if process.poll() is not None:
+            pytest.fail(
+                f"training ended before its first checkpoint:\n{process.stderr.read()[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no checkpoint after 240 s")
+        time.sleep(0.2)
+    process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        stacks = _stacks(process.pid)
+        process.kill()
+        pytest.fail(f"still running 120 s after the signal; stacks:\n{stacks}")
+    assert process.returncode == EXIT_PREEMPTED, stderr[-3000:]
+    return stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_saves_last_ckpt_and_resume_finishes_the_run(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    stderr = signal_after_first_epoch(start(run_dir), run_dir, signum)
+    line = stderr.strip().splitlines()[-1]
+    assert "stopped by a signal at step" in line and f"resume={run_dir}" in line, line
+    assert not list(run_dir.glob("checkpoints/*.partial"))
+    assert not (run_dir / "metrics.json").exists()  # the run has not finished
+
+    train(f"resume={run_dir}", "trainer.max_epochs=3", cwd=tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["val/acc"] > 0
+    steps = [step for step, _ in scalars(run_dir)["train/loss_step"]]
+    assert steps == sorted(set(steps)), "TensorBoard has duplicate or out-of-order steps"
+    events = list(run_dir.rglob("events.out.tfevents.*"))
+    assert {e.parent for e in events} == {run_dir}  # one TensorBoard run, not a second folder
+
+
+def test_ddp_ranks_stop_together_and_save_once(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start(run_dir, "trainer=ddp_cpu")
+    stderr = signal_after_first_epoch(process, run_dir, signal.SIGTERM)
+    assert "stopped by a signal" in stderr
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_refuses_what_would_change_the_run(tmp_path):
+    with pytest.raises(ResumeError, match="not an audioseq run"):
+        resume_args([f"resume={tmp_path}"])
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- model=gru\n")
+    with pytest.raises(ResumeError, match=r"no checkpoints/last\.ckpt"):
+        resume_args([f"resume={tmp_path}"])
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"global_step": 12}, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(ResumeError, match=r"\['model.encoder.hidden_size=8'\] would change"):
+        resume_args([f"resume={tmp_path}", "model.encoder.hidden_size=8"])
+    with pytest.raises(ResumeError, match="-m"):
+        resume_args(["-m", f"resume={tmp_path}"])
+    args = resume_args([f"resume={tmp_path}", "trainer.max_epochs=9"])
+    assert args == [
+        "model=gru",
+        "trainer.max_epochs=9",
+        f"hydra.run.dir={tmp_path.resolve()}",
+        f"ckpt_path={tmp_path.resolve() / 'checkpoints' / 'last.ckpt'}",
+        "+logger.tensorboard.purge_step=12",
+    ]
+    assert resume_args(["model=lstm"]) == ["model=lstm"]  # no resume=: unchanged
