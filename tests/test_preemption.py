@@ -15,6 +15,7 @@ from processes import TRAIN, _stacks, train
 from tensorboard_events import scalars
 
 from audioseq.callbacks.preemption import EXIT_PREEMPTED
+from audioseq.checkpoint_io import AtomicCheckpointIO
 from audioseq.cli.resume import ResumeError, resume_args
 
 SMALL = [
@@ -110,3 +111,37 @@ def test_resume_refuses_what_would_change_the_run(tmp_path):
         "+logger.tensorboard.purge_step=12",
     ]
     assert resume_args(["model=lstm"]) == ["model=lstm"]  # no resume=: unchanged
+
+
+def test_periodic_last_checkpoint_in_the_middle_of_an_epoch(tmp_path):
+    """12 steps, last.ckpt every 5 and not at the epoch's end: it holds step 10."""
+    run_dir = tmp_path / "run"
+    train(
+        "data.train_size=768",  # 12 batches of 64
+        "data.val_size=64",
+        "data.test_size=64",
+        "model.encoder.hidden_size=8",
+        "trainer.max_epochs=1",
+        "callbacks.model_checkpoint.save_last=false",
+        "callbacks.periodic_last.every_n_train_steps=5",
+        "callbacks.periodic_last.train_time_interval=null",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 10
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("cannot be saved")
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1}, path)
+    with pytest.raises(RuntimeError, match="cannot be saved"):
+        io.save_checkpoint({"global_step": 2, "bad": Unpicklable()}, path)
+    assert torch.load(path, weights_only=False) == {"global_step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]

@@ -4,10 +4,10 @@
 Lightning already turns SIGTERM into a ``SIGTERMException`` at the next batch boundary,
 on every DDP rank at the same step (rank 0's flag is broadcast each step), but saves
 nothing: the epoch in progress is lost. This callback saves the checkpoint when that
-exception passes through ``on_exception`` (every rank takes part: saving has a barrier),
-written to a temporary file and renamed, so a kill while writing never leaves a broken
-``last.ckpt``. SIGUSR1 is treated as SIGTERM, except under SLURM with Lightning's
-``auto_requeue``, where Lightning's own handler saves an HPC checkpoint and requeues the job.
+exception passes through ``on_exception`` (every rank takes part: saving has a barrier;
+``audioseq.checkpoint_io`` makes the write atomic). SIGUSR1 is treated as SIGTERM,
+except under SLURM with Lightning's ``auto_requeue``, where Lightning's own handler saves
+an HPC checkpoint and requeues the job.
 
 The training command then prints one line and exits with :data:`EXIT_PREEMPTED` (75,
 ``EX_TEMPFAIL``: try again); ``audioseq-train resume=RUN_DIR`` continues the run.
@@ -27,16 +27,6 @@ EXIT_PREEMPTED = 75
 
 def _as_sigterm(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-def save_atomically(trainer: pl.Trainer, path: Path) -> None:
-    """``trainer.save_checkpoint(path)`` through a temporary file and a rename (call it on
-    every rank: it synchronises them; rank 0 writes)."""
-    partial = path.with_name(path.name + ".partial")
-    trainer.save_checkpoint(partial)
-    if trainer.is_global_zero:
-        os.replace(partial, path)
-    trainer.strategy.barrier("audioseq.save_atomically")
 
 
 class Preemption(pl.Callback):
@@ -59,7 +49,7 @@ class Preemption(pl.Callback):
             return
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / "last.ckpt"
-        save_atomically(trainer, path)
+        trainer.save_checkpoint(path)  # every rank (a barrier); atomic (AtomicCheckpointIO)
         for logger in trainer.loggers:
             logger.save()
             logger.finalize("interrupted")

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from audioseq.callbacks.rank_seed import RankSeed
 from audioseq.callbacks.sync import EpochSync
+from audioseq.checkpoint_io import AtomicCheckpointIO
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -21,8 +22,9 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """The Trainer with its callbacks (``EpochSync`` first, ``RankSeed``, then the config's,
-    then ``extra_callbacks``) and loggers; ``trainer.enable_progress_bar=false`` also drops
-    the progress-bar callback instead of failing on it."""
+    then ``extra_callbacks``), loggers and the atomic checkpoint writer (before any
+    ``trainer.plugins``); ``trainer.enable_progress_bar=false`` also drops the progress-bar
+    callback instead of failing on it."""
     callbacks = [
         EpochSync(),
         RankSeed(cfg.get("seed", 0)),
@@ -32,7 +34,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) 
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = [AtomicCheckpointIO(), *instantiate(cfg.trainer.get("plugins") or [])]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
 def flat_params(cfg: DictConfig, groups: tuple[str, ...]) -> dict[str, Any]:
