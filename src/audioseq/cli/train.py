@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from audioseq.callbacks.preemption import EXIT_PREEMPTED, Preemption
+from audioseq.cli import resolvers  # noqa: F401  (registers ${audioseq.folder:...})
 from audioseq.cli.components import build_trainer, flat_params
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
