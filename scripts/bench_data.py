@@ -9,9 +9,11 @@ files are in the page cache:
 
 - audio seconds per wall second (and per CPU second of the process and its workers,
   which other programs on a shared machine move much less): plain ``open().read()`` of
-  the files, plain soundfile decoding in a tight loop, and one training epoch of the
-  manifest and shard loaders with 0, 1 and 2 workers (batches of 64, 1 s crops,
-  shuffling on);
+  the files, plain soundfile decoding in a tight loop, and the second training epoch
+  (persistent workers started, as in training) of the manifest and shard loaders with
+  0, 1 and 2 workers (batches of 64, 1 s crops, shuffling on), of the manifest loader
+  with its clips cached in memory (``data.cache=memory``), and cold: decoding, manifest
+  and shards with the files dropped from the page cache first;
 - peak RSS (the main process and the largest worker) of both loaders over the full
   corpus and over a quarter of it: a streaming loader's memory must not grow with it.
 
@@ -19,6 +21,7 @@ Prints a Markdown table and, last, one JSON line with every figure.
 """
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -61,6 +64,14 @@ def build_corpus(root: Path, clips: int, per_shard: int) -> dict[str, Path]:
     return paths
 
 
+def drop_from_page_cache(paths: list[Path]) -> None:
+    """Ask the kernel to forget the files' cached pages (``posix_fadvise(DONTNEED)``: no
+    root needed), so the next read comes from the disk: a cold start."""
+    for path in paths:
+        with open(path, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def peak_rss_mb() -> tuple[float, float]:
     """Peak resident memory of this process and of its largest finished child (MiB)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -69,24 +80,48 @@ def peak_rss_mb() -> tuple[float, float]:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the loader's workers): unlike
-    wall time, hardly moved by other programs competing for the cores."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU time of this process and its children, live ones (persistent loader workers,
+    from /proc) and finished ones: unlike wall time, hardly moved by other programs
+    competing for the cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    live = [
+        int(p)
+        for t in Path("/proc/self/task").iterdir()
+        for p in (t / "children").read_text().split()
+    ]
+    own, finished = of(os.getpid()), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + sum(of(p) for p in live) + finished.ru_utime + finished.ru_stime
 
 
-def measure(kind: str, source: str, workers: int, batch_size: int) -> dict:
-    """One measurement in this (fresh) process: audio seconds delivered per wall second."""
+def corpus_files(kind: str, source: str) -> list[Path]:
+    """The files a reader of ``source`` opens: the audio files of a manifest, or shards."""
+    if kind == "shards":
+        return sorted(Path(source).glob("*.tar"))
+    return [Path(json.loads(x)["audio_filepath"]) for x in Path(source).read_text().splitlines()]
+
+
+def measure(
+    kind: str, source: str, workers: int, batch_size: int, cache: str = "none", cold: bool = False
+) -> dict:
+    """One measurement in this (fresh) process: audio seconds delivered per wall and per
+    CPU second. Loaders run one epoch first (workers started, ``data.cache`` filled) and
+    the second is measured, as in training; ``cold``: the corpus's files are dropped from
+    the page cache just before the measured pass."""
+    files = corpus_files(kind, source)
     if kind in ("read", "decode"):
-        files = [
-            json.loads(line)["audio_filepath"] for line in Path(source).read_text().splitlines()
-        ]
+        if cold:
+            drop_from_page_cache(files)
         started, cpu = time.perf_counter(), cpu_seconds()
         if kind == "read":
-            seconds = sum(len(Path(f).read_bytes()) for f in files) / (2 * SAMPLE_RATE)
+            seconds = sum(len(f.read_bytes()) for f in files) / (2 * SAMPLE_RATE)
         else:
             seconds = sum(len(sf.read(f, dtype="float32")[0]) for f in files) / SAMPLE_RATE
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     else:
         from audioseq.data.datamodule import AudioDataModule
 
@@ -95,25 +130,39 @@ def measure(kind: str, source: str, workers: int, batch_size: int) -> dict:
             source=kind,
             batch_size=batch_size,
             num_workers=workers,
-            persistent_workers=False,
+            persistent_workers=True,
             clip_seconds=1.0,
+            cache=cache,
             **options,
         )
         loader = data.train_dataloader()
+        sum(1 for _ in loader)  # the first epoch: workers start, the cache fills
+        if cold:
+            drop_from_page_cache(files)
         started, cpu = time.perf_counter(), cpu_seconds()
         seconds = sum(int(batch["lengths"].sum()) for batch in loader) / SAMPLE_RATE
-    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        del loader, data  # the workers exit: their peak RSS becomes readable
+        gc.collect()
     own, child = peak_rss_mb()
     return {"audio_s": seconds, "wall_s": wall, "cpu_s": cpu, "rss_mb": own, "worker_rss_mb": child}
 
 
-def run_measure(kind: str, source: Path, workers: int, batch_size: int, repeats: int) -> dict:
+def run_measure(
+    kind: str,
+    source: Path,
+    workers: int,
+    batch_size: int,
+    repeats: int,
+    cold: bool = False,
+    cache: str = "none",
+) -> dict:
     """The fastest of ``repeats`` runs, each in a fresh process (the machine is shared:
     the best run is the one least disturbed); RSS is the largest seen."""
     runs = []
     for _ in range(repeats):
         cmd = [sys.executable, __file__, "--measure", kind, str(source), str(workers)]
-        cmd += ["--batch-size", str(batch_size)]
+        cmd += ["--batch-size", str(batch_size), "--cache", cache] + (["--cold"] if cold else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode:
             raise SystemExit(f"{kind} x{workers} failed:\n{out.stderr[-3000:]}")
@@ -134,10 +183,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per row; the best counts")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", default="none", help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         kind, source, workers = args.measure
-        print(json.dumps(measure(kind, source, int(workers), args.batch_size)))
+        result = measure(kind, source, int(workers), args.batch_size, args.cache, args.cold)
+        print(json.dumps(result))
         return
 
     load_before = os.getloadavg()[0]  # other programs on the machine skew wall times
@@ -162,6 +214,18 @@ def main() -> None:
             for workers in (0, 1, 2):
                 result = run_measure(kind, paths[f"{kind}/full"], workers, args.batch_size, repeats)
                 rows.append((f"{kind} loader", str(workers), result))
+        for workers in (0, 2):  # the decoded clips in memory (data.cache): the second epoch
+            result = run_measure(
+                "manifest", manifest, workers, args.batch_size, repeats, cache="memory"
+            )
+            rows.append(("manifest loader, cached", str(workers), result))
+        # Cold: the files dropped from the page cache before the measured pass (as after a
+        # reboot, or for a corpus larger than the memory).
+        rows.append(("soundfile decode, cold", "-", run_measure(
+            "decode", manifest, 0, 0, repeats, cold=True)))  # fmt: skip
+        for kind in ("manifest", "shards"):
+            result = run_measure(kind, paths[f"{kind}/full"], 2, args.batch_size, repeats, True)
+            rows.append((f"{kind} loader, cold", "2", result))
         memory = {
             kind: run_measure(kind, paths[f"{kind}/quarter"], 2, args.batch_size, 1)
             for kind in ("manifest", "shards")
@@ -191,7 +255,9 @@ def main() -> None:
             f"| {name} | {workers} | {rate:.0f} | {rate / decode:.2f}x | {per_cpu:.0f} "
             f"| {per_cpu / decode_cpu:.2f}x | {rss} |"
         )
-        key = name.split()[0] if workers == "-" else f"{name.split()[0]}/workers={workers}"
+        slug = name.replace(" loader", "").replace(", ", "_").replace(" ", "_")
+        slug = slug.replace("plain_read_(bytes)", "plain").replace("soundfile_decode", "soundfile")
+        key = slug if workers == "-" else f"{slug}/workers={workers}"
         figures[f"audio_s_per_s/{key}"] = round(rate, 1)
         figures[f"audio_s_per_cpu_s/{key}"] = round(per_cpu, 1)
     print(f"\n| loader (2 workers) | peak RSS MiB, {args.clips // 4} clips | {args.clips} clips |")
