@@ -29,6 +29,7 @@ from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
 from audioseq.cli.quiet import quiet_lightning
 from audioseq.cli.resume import resumable
+from audioseq.config_schema import validate
 from audioseq.errors import ConfigError
 from audioseq.models.complexity import task_complexity
 from audioseq.tasks.init_from import apply_init_from
@@ -85,6 +86,7 @@ def _preempted(trainer: pl.Trainer) -> NoReturn:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
+    validate(cfg)  # types, ranges, choices: one line now, not a traceback later
     quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="all")  # plain types: checkpoints load safely
