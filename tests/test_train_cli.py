@@ -149,3 +149,15 @@ def test_csv_and_tensorboard_loggers_together(tmp_path: Path) -> None:
     )
     assert "val/acc" in (run_dir / "metrics.csv").read_text().splitlines()[0]
     assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_the_same_seed_and_config_give_the_same_metrics(trained: Path, tmp_path: Path) -> None:
+    """A second run of the shared run's command, on CPU, with a loader worker: every
+    metric the same (training is deterministic where it runs: same data, same draws)."""
+    again = tmp_path / "again"
+    run_cli("train", *QUICK, f"hydra.run.dir={again}", cwd=tmp_path)
+    first = json.loads((trained / "metrics.json").read_text())
+    second = json.loads((again / "metrics.json").read_text())
+    for key, value in first.items():
+        if key != "train_seconds":
+            assert second[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
