@@ -175,7 +175,10 @@ def against_plain(
     rounds: int,
     manifests: list[Path] | None,
     device: str = "cpu",
+    extra: tuple[str, ...] = (),
 ) -> dict:
+    """Both sides for every cell and hidden size; ``extra``: more audioseq-train overrides
+    (e.g. ``data.num_workers=0``). Returns the figures; prints the table."""
     results: dict[str, float] = {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_plain_") as tmp:
@@ -192,6 +195,7 @@ def against_plain(
                         f"data.val_manifest={val}",
                         f"trainer.max_epochs={epochs}",
                         *overrides(cell, hidden, device),
+                        *extra,
                     )
                     out = subprocess.run(
                         [
@@ -223,7 +227,8 @@ def against_plain(
                 )
     print(
         f"{clips} training clips per epoch, {epochs} epochs per run (the first not "
-        f"counted), {rounds} alternating rounds, {device}, torch {torch.__version__}, "
+        f"counted), {rounds} alternating rounds, {device}, audioseq overrides "
+        f"{list(extra) or 'none'}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads\n"
     )
     print(

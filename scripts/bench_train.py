@@ -62,12 +62,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each side")
     parser.add_argument("--manifests", nargs=2, type=Path, help="TRAIN VAL (default: a corpus)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--audioseq-overrides", nargs="*", default=[], help="more overrides for audioseq-train"
+    )
     args = parser.parse_args()
     if args.against_plain:
         from bench_against_plain import against_plain
 
         figures = against_plain(
-            args.cells, args.hidden, args.epochs, args.rounds, args.manifests, args.device
+            args.cells,
+            args.hidden,
+            args.epochs,
+            args.rounds,
+            args.manifests,
+            args.device,
+            tuple(args.audioseq_overrides),
         )
         print(json.dumps(figures))
         return
