@@ -169,22 +169,18 @@ SCHEDULER = {
 }
 
 
-def quiet_trainer(tmp_path, **options) -> pl.Trainer:
+def cpu_trainer(tmp_path, **options) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,  # a bare Trainer for unit tests; CLI tests run the defaults
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
+        default_root_dir=tmp_path,  # Lightning's defaults otherwise: bar, logger, checkpoints
         **options,
     )
 
 
 def test_configure_optimizers_with_scheduler_steps_it_every_step(tmp_path):
     model = make_classifier(scheduler=SCHEDULER)
-    model.trainer = quiet_trainer(tmp_path, max_steps=40, max_epochs=-1)
+    model.trainer = cpu_trainer(tmp_path, max_steps=40, max_epochs=-1)
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert config["lr_scheduler"]["interval"] == "step"
@@ -218,7 +214,7 @@ class TinyData(pl.LightningDataModule):
 def test_fit_estimates_global_stats_steps_the_scheduler_and_round_trips(tmp_path):
     model = make_classifier("gru", "mfcc", normalize="global", scheduler=SCHEDULER, stats_batches=2)
     data = TinyData()
-    trainer = quiet_trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0)
+    trainer = cpu_trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=data)
 
     # global statistics: the valid frames of the first ``stats_batches`` training batches
@@ -255,7 +251,7 @@ def test_fit_estimates_global_stats_steps_the_scheduler_and_round_trips(tmp_path
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 def test_fit_with_global_norm_and_no_datamodule_is_a_config_error(tmp_path):
     model = make_classifier(normalize="global")
-    trainer = quiet_trainer(tmp_path, max_steps=1)
+    trainer = cpu_trainer(tmp_path, max_steps=1)
     loader = DataLoader(examples(2), batch_size=2, collate_fn=collate)
     with pytest.raises(ConfigError, match="DataModule"):
         trainer.fit(model, train_dataloaders=loader)

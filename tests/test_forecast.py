@@ -80,14 +80,10 @@ class UnlabelledAudio(pl.LightningDataModule):
         return self.val_dataloader()
 
 
-def quiet_trainer(root: Path, **options) -> pl.Trainer:
+def cpu_trainer(root: Path, **options) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,  # a bare Trainer for unit tests; CLI tests run the defaults
-        enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=root,
         **options,
@@ -104,7 +100,7 @@ def pretrained(tmp_path_factory) -> dict:
     task = build_task(cfg, labels=[])
     data = UnlabelledAudio()
     root = tmp_path_factory.mktemp("forecast")
-    trainer = quiet_trainer(root, max_epochs=3)
+    trainer = cpu_trainer(root, max_epochs=3)
     trainer.fit(task, datamodule=data)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     tested = trainer.test(task, datamodule=data, verbose=False)[0]

@@ -122,9 +122,11 @@ def test_periodic_last_checkpoint_in_the_middle_of_an_epoch(tmp_path):
         "data.test_size=64",
         "model.encoder.hidden_size=8",
         "trainer.max_epochs=1",
+        # Only so that the file shows who wrote it: the epoch-end copy (step 12) would
+        # overwrite the periodic one. A user keeps both; the SIGTERM test runs them so.
         "callbacks.model_checkpoint.save_last=false",
         "callbacks.periodic_last.every_n_train_steps=5",
-        "callbacks.periodic_last.train_time_interval=null",
+        "callbacks.periodic_last.train_time_interval=null",  # Lightning: steps or time
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )

@@ -143,11 +143,7 @@ def test_a_real_trainer_arms_per_stage_and_beats_per_batch(tmp_path: Path) -> No
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,  # a bare Trainer around the watchdog; the CLI test runs defaults
-        enable_model_summary=False,
-        callbacks=[dog, Spy()],
+        callbacks=[dog, Spy()],  # with Lightning's defaults: progress bar, logger, checkpoints
         default_root_dir=tmp_path,
     )
     trainer.fit(Tiny(), data)
