@@ -98,6 +98,12 @@ def cpu_seconds() -> float:
     return own + sum(of(p) for p in live) + finished.ru_utime + finished.ru_stime
 
 
+def _elapsed_cpu(since: float) -> float:
+    """CPU seconds since ``since``, at least one clock tick (/proc counts in ticks: a tiny
+    corpus can take less than one)."""
+    return max(cpu_seconds() - since, 1 / os.sysconf("SC_CLK_TCK"))
+
+
 def corpus_files(kind: str, source: str) -> list[Path]:
     """The files a reader of ``source`` opens: the audio files of a manifest, or shards."""
     if kind == "shards":
@@ -121,7 +127,7 @@ def measure(
             seconds = sum(len(f.read_bytes()) for f in files) / (2 * SAMPLE_RATE)
         else:
             seconds = sum(len(sf.read(f, dtype="float32")[0]) for f in files) / SAMPLE_RATE
-        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        wall, cpu = time.perf_counter() - started, _elapsed_cpu(cpu)
     else:
         from audioseq.data.datamodule import AudioDataModule
 
@@ -141,7 +147,7 @@ def measure(
             drop_from_page_cache(files)
         started, cpu = time.perf_counter(), cpu_seconds()
         seconds = sum(int(batch["lengths"].sum()) for batch in loader) / SAMPLE_RATE
-        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        wall, cpu = time.perf_counter() - started, _elapsed_cpu(cpu)
         del loader, data  # the workers exit: their peak RSS becomes readable
         gc.collect()
     own, child = peak_rss_mb()
@@ -198,13 +204,10 @@ def main() -> None:
         started = time.perf_counter()
         paths = build_corpus(root, args.clips, args.samples_per_shard)
         build_s = time.perf_counter() - started
-        files = [
-            json.loads(x)["audio_filepath"] for x in paths["manifest/full"].read_text().splitlines()
-        ]
-        for f in files:  # warm the page cache: every row then reads from memory
-            Path(f).read_bytes()
-        for shard in paths["shards/full"].glob("*.tar"):
-            shard.read_bytes()
+        # Warm the page cache: every row but the cold ones then reads from memory.
+        for kind in ("manifest", "shards"):
+            for path in corpus_files(kind, str(paths[f"{kind}/full"])):
+                path.read_bytes()
 
         repeats = args.repeats
         manifest = paths["manifest/full"]

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from audioseq.errors import ConfigError
 
@@ -169,16 +168,14 @@ SCHEMA: dict[str, Rule] = {
 }
 
 
+_ABSENT = object()
+
+
 def _get(cfg: DictConfig, key: str) -> tuple[bool, Any]:
-    """(present, value) of a dotted key; a missing mandatory value (``???``) is an error."""
-    try:
-        node = OmegaConf.select(cfg, key, throw_on_missing=True, default=_ABSENT)
-    except MissingMandatoryValue:
-        raise ConfigError(f"{key}: a value is required (add {key}=...)") from None
+    """(present, value) of a dotted key (``validate`` has ruled out ``???`` values)."""
+    node = OmegaConf.select(cfg, key, default=_ABSENT)
     return node is not _ABSENT, node
 
-
-_ABSENT = object()
 
 #: Combinations of values that cannot work: (keys, test on their values, message).
 COMBINATIONS: tuple[tuple[tuple[str, ...], Callable[..., bool], str], ...] = (

@@ -51,8 +51,8 @@ class NonFiniteGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         grads = [(n, p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
-        finite = torch.stack([torch.isfinite(g).all() for _, g in grads]).all() if grads else None
-        bad = finite is not None and not bool(finite)
+        finite = torch.stack([torch.isfinite(g).all() for _, g in grads]) if grads else None
+        bad = finite is not None and not bool(finite.all())
         if self.action == "skip":
             # Every step, on every rank: DDP ranks log the same metrics in the same order.
             pl_module.log(
@@ -70,7 +70,7 @@ class NonFiniteGuard(pl.Callback):
                 for param in group["params"]:
                     param.grad = None
             return
-        names = [n for n, g in grads if not bool(torch.isfinite(g).all())]
+        names = [n for (n, _), ok in zip(grads, finite.tolist(), strict=True) if not ok]
         clips = ", ".join(self.keys[:SHOWN]) + (
             f" (and {len(self.keys) - SHOWN} more)" if len(self.keys) > SHOWN else ""
         )

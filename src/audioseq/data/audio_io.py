@@ -3,6 +3,7 @@
 import io
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
@@ -115,6 +116,21 @@ def _read_checked(
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, OSError)
 
 
+def _plain_wav(
+    layout: wav.WavLayout,
+    available: int,
+    read_at: Callable[[int, int], bytes | memoryview],
+    name: str,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> torch.Tensor:
+    """The part ``offset``/``duration`` of a plain WAV whose samples ``read_at(position,
+    size)`` returns, at 16 kHz mono; ``available``: bytes of samples after the header."""
+    start, count = wav.frame_range(layout, available, name, offset, duration)
+    raw = read_at(layout.data_offset + start * layout.frame_bytes, count * layout.frame_bytes)
+    return to_mono_16k(torch.from_numpy(wav.to_float(layout, raw, count, name)), layout.rate)
+
+
 def _read_plain_wav(path: str, offset: float, duration: float | None) -> torch.Tensor | None:
     """``read_audio`` for a plain PCM-16 / float-32 WAV file without libsndfile (reading
     only the wanted part), or None for every other file (audioseq.data.wav says why)."""
@@ -124,11 +140,13 @@ def _read_plain_wav(path: str, offset: float, duration: float | None) -> torch.T
         layout = wav.parse_header(f.read(wav.HEAD_BYTES))
         if layout is None:
             return None
+
+        def read_at(position: int, size: int) -> bytes:
+            f.seek(position)
+            return f.read(size)
+
         available = os.fstat(f.fileno()).st_size - layout.data_offset
-        start, count = wav.frame_range(layout, available, path, offset, duration)
-        f.seek(layout.data_offset + start * layout.frame_bytes)
-        raw = f.read(count * layout.frame_bytes)
-    return to_mono_16k(torch.from_numpy(wav.to_float(layout, raw, count, path)), layout.rate)
+        return _plain_wav(layout, available, read_at, path, offset, duration)
 
 
 def read_audio(
@@ -159,12 +177,9 @@ def decode_audio(source: bytes | bytearray | memoryview | BinaryIO, name: str) -
             raise DataError(f"{name}: no audio samples (empty member)", "empty")
         layout = wav.parse_header(source[: wav.HEAD_BYTES])
         if layout is not None:
-            available = len(source) - layout.data_offset
-            start, count = wav.frame_range(layout, available, name)
-            first = layout.data_offset + start * layout.frame_bytes
-            raw = memoryview(source)[first : first + count * layout.frame_bytes]
-            return to_mono_16k(
-                torch.from_numpy(wav.to_float(layout, raw, count, name)), layout.rate
+            view = memoryview(source)
+            return _plain_wav(
+                layout, len(source) - layout.data_offset, lambda at, n: view[at : at + n], name
             )
         source = io.BytesIO(source)
     try:
