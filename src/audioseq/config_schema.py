@@ -98,6 +98,9 @@ PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true",
 SCHEMA: dict[str, Rule] = {
     "seed": _int(0),
     "test": BOOL,
+    "decode": BOOL,  # audioseq-inspect
+    "imbalance_ratio": _num(1.0),  # audioseq-inspect
+    "progress": BOOL,  # audioseq-inspect
     "trainer.max_epochs": _int(-1),
     "trainer.min_epochs": _int(0, null=True),
     "trainer.max_steps": _int(-1),
@@ -130,7 +133,7 @@ SCHEMA: dict[str, Rule] = {
     "data.train_size": _int(1),
     "data.val_size": _int(0),
     "data.test_size": _int(0),
-    "data.task": _one_of("dtmf", "memory"),
+    "data.task": _one_of("dtmf", "memory", "dialling"),
     "data.delay_seconds": _num(0.0),
     "data.augment.time_shift_seconds": _num(0.0),
     "data.augment.gain_db": _num(0.0),

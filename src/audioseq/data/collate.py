@@ -1,24 +1,27 @@
 """Batching: the only place padding happens."""
 
 from collections import Counter
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import torch
 from torch.utils.data import get_worker_info
 
 from audioseq.data.example import Example
+from audioseq.data.frame_labels import PAD
 from audioseq.data.skipping import Skipped
 
 
 class Batch(TypedDict):
     """``audio`` [B, T] float32, ``lengths`` [B] int64 valid samples, ``label`` [B] int64;
-    ``key`` names each clip, ``skipped`` counts samples dropped from this batch by reason."""
+    ``key`` names each clip, ``skipped`` counts samples dropped from this batch by reason.
+    Frame-labelled recordings add ``frame_labels`` [B, N] int64 (10 ms steps, -1 padded)."""
 
     audio: torch.Tensor
     lengths: torch.Tensor
     label: torch.Tensor
     key: list[str]
     skipped: dict[str, int]
+    frame_labels: NotRequired[torch.Tensor]
 
 
 def batch_buffer(rows: int, width: int) -> torch.Tensor:
@@ -51,10 +54,16 @@ def collate(items: list[Example | Skipped | None], pad_to: int | None = None) ->
     labels = torch.tensor(
         [-1 if ex.label is None else ex.label for ex in examples], dtype=torch.int64
     )
-    return Batch(
+    batch = Batch(
         audio=audio,
         lengths=lengths,
         label=labels,
         key=[ex.key for ex in examples],
         skipped=dict(skipped),
     )
+    frames = [ex.frame_labels for ex in examples if ex.frame_labels is not None]
+    if frames:
+        batch["frame_labels"] = torch.nn.utils.rnn.pad_sequence(
+            frames, batch_first=True, padding_value=PAD
+        )
+    return batch

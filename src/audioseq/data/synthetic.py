@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from audioseq import SAMPLE_RATE
-from audioseq.data import dtmf
+from audioseq.data import dialling, dtmf
 from audioseq.data.collate import Batch
 from audioseq.data.example import Example
 from audioseq.data.partition import batches, rank_indices, worker_share
@@ -15,19 +15,21 @@ from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
-TASKS = ("dtmf", "memory")
+TASKS = ("dtmf", "memory", "dialling")
 
 
 def clip_lengths(task: str, delay_seconds: float, clip_seconds: float | None) -> tuple[int, int]:
     """(samples generated per clip, samples each batch is padded to).
 
-    A ``dtmf`` clip is ``clip_seconds`` long (null: 1 s). A ``memory`` clip is as long as
+    A ``dtmf`` clip is ``clip_seconds`` long (null: 1 s), a ``dialling`` recording too
+    (null: 60 s). A ``memory`` clip is as long as
     its key slot plus the delay, whatever ``clip_seconds`` says, because cutting it would
     cut the key or the delay; ``clip_seconds`` may only pad it (the true length travels
     with the batch), and a shorter one is a configuration error.
     """
-    if task == "dtmf":
-        samples = round((clip_seconds or 1.0) * SAMPLE_RATE)
+    if task != "memory":
+        default = dialling.DEFAULT_SECONDS if task == "dialling" else 1.0
+        samples = round((clip_seconds or default) * SAMPLE_RATE)
         return samples, samples
     samples = dtmf.memory_samples(delay_seconds, SAMPLE_RATE)
     if clip_seconds is None:
@@ -92,6 +94,10 @@ class SyntheticBatches(IterableDataset):
     def example(self, index: int) -> Example:
         """Clip ``index`` on its own (the row it gets in any ``batch`` is the same)."""
         rng, label = self._stream(index)
+        if self.task == "dialling":
+            audio, frames = dialling.dialling_recording(rng, self.clip_samples, SAMPLE_RATE)
+            key = self._key(index)
+            return Example(key, torch.from_numpy(audio), None, torch.from_numpy(frames))
         if self.task == "memory":
             audio = dtmf.memory_clip(rng, label, self.delay_seconds, SAMPLE_RATE)
         else:
@@ -103,7 +109,11 @@ class SyntheticBatches(IterableDataset):
         arrays and copies: each clip is rendered straight into its row."""
         streams = [self._stream(i) for i in indices]
         rngs, labels = [rng for rng, _ in streams], [label for _, label in streams]
-        if self.task == "memory":
+        extra = {}
+        if self.task == "dialling":  # no clip label: a class at every frame instead
+            audio, frames = dialling.dialling_batch(rngs, self.clip_samples, SAMPLE_RATE)
+            labels, extra["frame_labels"] = [-1] * len(indices), torch.from_numpy(frames)
+        elif self.task == "memory":
             audio = dtmf.memory_batch(rngs, labels, self.delay_seconds, SAMPLE_RATE)
         else:
             audio = dtmf.dtmf_batch(rngs, labels, self.clip_samples, SAMPLE_RATE)
@@ -116,6 +126,7 @@ class SyntheticBatches(IterableDataset):
             label=torch.tensor(labels, dtype=torch.int64),
             key=[self._key(i) for i in indices],
             skipped={},
+            **extra,
         )
 
     def __iter__(self):
@@ -129,7 +140,9 @@ class SyntheticSource:
 
     ``task=dtmf``: one press somewhere in the clip. ``task=memory``: the press comes first,
     then ``delay_seconds`` of distractors; the label is still the first press (train, val
-    and test use the same delay).
+    and test use the same delay). ``task=dialling``: long recordings of numbers being
+    dialled (:mod:`audioseq.data.dialling`), labelled at every 10 ms (``frame_labels``;
+    class 0 is the background), for ``task=detect``.
     """
 
     train_size: int = 8000
@@ -150,7 +163,7 @@ class SyntheticSource:
 
     @property
     def labels(self) -> list[str]:
-        return list(dtmf.KEYS)
+        return list(dialling.LABELS if self.task == "dialling" else dtmf.KEYS)
 
     def dataset(self, split: str, spec: LoaderSpec) -> SyntheticBatches | None:
         size = getattr(self, f"{split}_size")
