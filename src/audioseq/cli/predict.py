@@ -41,14 +41,16 @@ def input_paths(inputs: Any) -> list[str]:
 
 
 @contextmanager
-def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
+def progress_bar(
+    total: int, enabled: bool, description: str = "predicting"
+) -> Iterator[Callable[[], None]]:
     """A rich progress bar over the clips on stderr; yields its ``advance``."""
     if not enabled:
         yield lambda: None
         return
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("predicting", total=total)
+        task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
 
 

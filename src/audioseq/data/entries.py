@@ -11,13 +11,15 @@ from audioseq.errors import DataError
 
 @dataclass(frozen=True)
 class Entry:
-    """One clip; ``where`` (``manifest:line`` or the path) prefixes its error messages."""
+    """One clip; ``where`` (``manifest:line`` or the path) prefixes its error messages.
+    ``speaker`` (a manifest's optional field) is for audioseq-inspect: training ignores it."""
 
     path: Path
     label: str | None
     duration: float | None
     offset: float
     where: str
+    speaker: str | None = None
 
 
 def within_duration(

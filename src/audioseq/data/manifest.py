@@ -46,7 +46,7 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
                 raise DataError(f"{where}: expected an object with 'audio_filepath'")
             path = Path(str(record["audio_filepath"]))
             path = path if path.is_absolute() else manifest.parent / path
-            label = record.get("label")
+            label, speaker = record.get("label"), record.get("speaker")
             entries.append(
                 Entry(
                     path=path,
@@ -54,6 +54,7 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
                     duration=_number(record, "duration", where, None),
                     offset=_number(record, "offset", where, 0.0) or 0.0,
                     where=where,
+                    speaker=None if speaker is None else str(speaker),
                 )
             )
     if not entries:

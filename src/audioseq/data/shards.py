@@ -156,7 +156,7 @@ class ShardBatches(IterableDataset):
             return self.policy(e, where, file=url)
 
     def _example(self, sample: dict, url: str, key: str) -> Example | None:
-        meta = _sidecar(sample, url, key)
+        meta = sidecar(sample, url, key)
         label = meta.get("label")
         if label is None:
             raise DataError(f"{url}:{key}.json: no 'label'", "no_label")
@@ -207,7 +207,8 @@ def release_free_memory() -> None:
         trim(0)
 
 
-def _sidecar(sample: dict, url: str, key: str) -> dict:
+def sidecar(sample: dict, url: str, key: str) -> dict:
+    """A sample's ``KEY.json`` as a dict (label, duration, ...); DataError when unusable."""
     if "json" not in sample:
         raise DataError(f"{url}:{key}: no .json sidecar (no label)", "no_label")
     try:

@@ -66,6 +66,25 @@ def fetch(root: Path) -> None:
         ) from None
 
 
+def open_corpus(root: Path, download: bool) -> Path:
+    """``root`` once it holds the corpus (fetched first with ``download``)."""
+    if download:
+        fetch(root)
+    if not is_corpus(root):
+        raise DataError(
+            f"no Speech Commands corpus at {root} (looked for validation_list.txt and "
+            f"testing_list.txt there): set data.download=true, or unpack {URL} into it"
+        )
+    return root
+
+
+def word_entries(root: Path) -> dict[str, list[Entry]]:
+    """Every clip of the corpus by split (its lists decide), labelled with its word: what
+    the label sets start from, and what audioseq-inspect reports."""
+    lists = {"val": root / "validation_list.txt", "test": root / "testing_list.txt"}
+    return split_entries(class_folders(root), root, lists)
+
+
 def pick(items: list, count: int, seed: int, split: str) -> list:
     """``count`` of ``items`` (all if fewer), the same ones for the same seed and split."""
     if count >= len(items):
@@ -116,19 +135,11 @@ class SpeechCommandsSource:
 
     def __post_init__(self) -> None:
         self._check_options()
-        root = Path(self.root)
-        if self.download:
-            fetch(root)
-        if not is_corpus(root):
-            raise DataError(
-                f"no Speech Commands corpus at {root} (looked for validation_list.txt and "
-                f"testing_list.txt there): set data.download=true, or unpack {URL} into it"
-            )
+        root = open_corpus(Path(self.root), self.download)
         policy = SkipPolicy(self.on_error)
         self.skipped = policy.counts  # samples dropped before training, by reason
         self.labels = list(LABEL_SETS[self.label_set])
-        lists = {"val": root / "validation_list.txt", "test": root / "testing_list.txt"}
-        splits = split_entries(class_folders(root), root, lists)
+        splits = word_entries(root)
         silence = self.label_set == "v2_12" and self.silence_share > 0
         noise = self._noise(root, policy) if silence else []
         self._entries = {
