@@ -91,11 +91,19 @@ def run(
     return result
 
 
+def script(
+    name: str, *args: str, cwd: str | Path, timeout: float = 300, **kwargs
+) -> subprocess.CompletedProcess:
+    """``python scripts/NAME.py ARGS`` (the console script ``audioseq-NAME``) via :func:`run`."""
+    cmd = [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args]
+    return run(cmd, cwd=cwd, timeout=timeout, **kwargs)
+
+
 def train(
     *overrides: str, cwd: str | Path, timeout: float = 300, **kwargs
 ) -> subprocess.CompletedProcess:
     """``python scripts/train.py OVERRIDES`` (the README's command) via :func:`run`."""
-    return run([sys.executable, TRAIN, *overrides], cwd=cwd, timeout=timeout, **kwargs)
+    return script("train", *overrides, cwd=cwd, timeout=timeout, **kwargs)
 
 
 def _kill_groups(processes: Sequence[subprocess.Popen]) -> None:

@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from in_process import audioseq
+from processes import ROOT
+from processes import run as run_process
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["debug=fast", "features.normalize=utterance"]
 
 
 def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *overrides]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    """``audioseq-SCRIPT OVERRIDES`` in this process, whatever its exit status."""
+    return audioseq(script, *overrides, cwd=cwd, returncode=None)
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -55,7 +57,18 @@ def manifest_run(corpus: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    result = run("train", *FAST, "data=manifest", "data.train_manifest=nope.jsonl", cwd=tmp_path)
+    # the console script itself, in its own process: the line and status the shell sees
+    result = run_process(
+        [
+            sys.executable,
+            ROOT / "scripts" / "train.py",
+            *FAST,
+            "data=manifest",
+            "data.train_manifest=nope.jsonl",
+        ],
+        cwd=tmp_path,
+        returncode=None,
+    )
     assert "nope.jsonl: manifest not found" in error_line(result)
 
 

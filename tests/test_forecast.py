@@ -1,8 +1,6 @@
 """task=forecast (next-frame prediction without labels) and model.init_from / freeze_encoder."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -11,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
+from in_process import audioseq
 from torch.utils.data import DataLoader
 
 from audioseq.cli.config_dir import config_dir
@@ -23,7 +22,6 @@ from audioseq.tasks.classification import AudioClassifier
 from audioseq.tasks.forecasting import FrameForecaster, shifted_l1
 from audioseq.tasks.init_from import load_encoder
 
-ROOT = Path(__file__).resolve().parents[1]
 RATE = 16_000
 # A small GRU on 16 log-mel bands: what the in-process tests build through build_task.
 SMALL = (
@@ -281,17 +279,9 @@ def test_init_from_with_other_features_or_no_file_is_a_clear_error(pretrained, t
 # --- through the real entry points ----------------------------------------------------------
 
 
-def run_cli(name: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides]
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result
-
-
 def test_forecast_cli_run_then_eval_of_its_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_cli(
+    audioseq(
         "train",
         "task=forecast",
         "debug=fast",
@@ -317,7 +307,7 @@ def test_forecast_cli_run_then_eval_of_its_checkpoint(tmp_path: Path) -> None:
     assert float(state["best_model_score"]) == pytest.approx(metrics["val/loss_best"])
 
     out = tmp_path / "eval"
-    result = run_cli(
+    result = audioseq(
         "eval",
         f"ckpt_path={best}",
         f"hydra.run.dir={out}",
@@ -339,25 +329,14 @@ def test_forecast_trains_on_an_unlabelled_manifest(tmp_path: Path) -> None:
         )
         lines.append(json.dumps({"audio_filepath": f"u{i}.wav"}))
     (tmp_path / "u.jsonl").write_text("\n".join(lines) + "\n")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
     common = [
-        sys.executable,
-        str(script),
         "debug=fast",
         "data=manifest",
         f"data.train_manifest={tmp_path / 'u.jsonl'}",
         f"data.val_manifest={tmp_path / 'u.jsonl'}",
         "features.normalize=utterance",
     ]
-    ok = subprocess.run(
-        [*common, "task=forecast", f"hydra.run.dir={tmp_path / 'f'}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert ok.returncode == 0, ok.stderr[-3000:]
+    audioseq("train", *common, "task=forecast", f"hydra.run.dir={tmp_path / 'f'}", cwd=tmp_path)
     assert "val/loss" in json.loads((tmp_path / "f" / "metrics.json").read_text())
-    bad = subprocess.run(
-        [*common, f"hydra.run.dir={tmp_path / 'c'}"], capture_output=True, text=True, timeout=600
-    )
-    assert bad.returncode == 2 and "needs labelled data" in bad.stderr
+    bad = audioseq("train", *common, f"hydra.run.dir={tmp_path / 'c'}", cwd=tmp_path, returncode=2)
+    assert "needs labelled data" in bad.stderr

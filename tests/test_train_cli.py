@@ -2,13 +2,12 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from in_process import audioseq
+from processes import script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Small and quick, but a real run: 2 epochs over 640 clips with a small LSTM.
 QUICK = [
@@ -24,15 +23,9 @@ QUICK = [
 ]
 
 
-def run_cli(
-    name: str, *overrides: str, cwd: Path, check: bool = True
-) -> subprocess.CompletedProcess:
-    """Run ``scripts/<name>.py`` in a subprocess, as a user would."""
-    cmd = [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides]
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result
+def run_cli(name: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``audioseq-NAME OVERRIDES`` in this process (exit status 0 or the test fails)."""
+    return audioseq(name, *overrides, cwd=cwd, timeout=900)
 
 
 def tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:
@@ -53,10 +46,11 @@ def tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """One real training run shared by the tests below; returns its run directory."""
+    """One real training run shared by the tests below, by the console script in its own
+    process (its smoke test); returns its run directory."""
     work = tmp_path_factory.mktemp("train")
     run_dir = work / "run"
-    run_cli("train", *QUICK, f"hydra.run.dir={run_dir}", cwd=work)
+    script("train", *QUICK, f"hydra.run.dir={run_dir}", cwd=work, timeout=900)
     return run_dir
 
 
@@ -96,7 +90,7 @@ def test_tensorboard_has_the_expected_tags(trained: Path) -> None:
 
 def test_eval_reproduces_the_test_metric(trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    result = run_cli(
+    result = script(  # audioseq-eval's smoke test: the console script in its own process
         "eval",
         f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
         f"hydra.run.dir={out}",

@@ -98,7 +98,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = build_task(cfg, datamodule.labels)
     complexity = task_complexity(model)
     log.info("model: %s", complexity)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, manual_optimization=not model.automatic_optimization)
     with multirun_job(trainer.strategy):
         started = time.perf_counter()
         try:
@@ -116,7 +116,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.get("test") and datamodule.has_split("test"):
             checkpoint = trainer.checkpoint_callback
             best = isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path
-            results = trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None)
+            # the path itself: "best" makes Lightning warn on every run that periodic_last
+            # is a second ModelCheckpoint
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
             metrics.update(scalar_metrics(results[0]))
     if trainer.is_global_zero:
         path = write_metrics(HydraConfig.get().runtime.output_dir, metrics)
