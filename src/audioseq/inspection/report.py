@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from audioseq.inspection.tally import Amount, Tally
+from audioseq.inspection.tally import Amount, Tally, plural
 
 #: Rows of each list of problem clips in the report (the counts are always complete).
 LISTED = 200
@@ -82,7 +82,8 @@ def markdown(tally: Tally, problems: list[str], heading: str) -> str:
         + _per_split_table(tally, tally.by_label, tally.labels(with_none=True), "label")
         + "\n\nLargest and smallest class: "
         + "; ".join(
-            f"{b.split} `{b.largest}` {b.most} clips, `{b.smallest}` {b.fewest} ({b.ratio:.2f}x)"
+            f"{b.split} `{b.largest}` {plural(b.most, 'clip')}, `{b.smallest}` {b.fewest} "
+            f"({b.ratio:.2f}x)"
             for b in balance
             if b is not None
         )

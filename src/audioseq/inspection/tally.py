@@ -139,7 +139,8 @@ class Tally:
         counts = {lab: self.by_label[split, lab].clips for lab in self.labels(split)}
         if len(counts) < 2:
             return None
-        largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
+        ordered = sorted(counts, key=counts.get)  # two different labels, also on a tie
+        smallest, largest = ordered[0], ordered[-1]
         return Imbalance(split, largest, counts[largest], smallest, counts[smallest])
 
     def problems(self, imbalance_ratio: float) -> list[str]:
