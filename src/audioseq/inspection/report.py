@@ -142,7 +142,11 @@ def durations_figure(tally: Tally) -> Figure:
         for split in tally.splits:
             if tally.durations[split]:
                 axes.hist(tally.durations[split], bins=bins, histtype="step", label=split)
-        figure.legend(loc="outside upper right", ncols=len(found))
+        for name in ("min_seconds", "max_seconds"):
+            limit = getattr(tally, name)
+            if limit is not None:
+                axes.axvline(limit, linestyle="--", color="grey", label=f"data.{name}")
+        figure.legend(loc="outside upper right", ncols=len(found) + 2)
     axes.set(xlabel="seconds", ylabel="clips", title="clip durations")
     return figure
 
