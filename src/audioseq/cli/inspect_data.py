@@ -10,7 +10,10 @@ audioseq-inspect data=folder data.root=data/birds decode=false    # headers only
 
 import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 SHOWN = 12
 
 
-def _found(counts: dict, show) -> str:
+def _found(counts: Counter, show: Callable[[Any], str]) -> str:
     return ", ".join(f"{show(key)} ({n})" for key, n in sorted(counts.items()))
 
 

@@ -1,8 +1,10 @@
 """The inspection report: ``report.md`` and its pictures, ``durations.png`` (histogram per
 split) and ``labels.png`` (clips per label and split), written into the run directory."""
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -27,6 +29,9 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
+SPLIT_HEADER = ("split", "clips", "hours", "labels", "speakers", "unusable")
+
+
 def split_rows(tally: Tally) -> list[list[object]]:
     """Per split: usable clips, hours, labels, speakers, unusable clips."""
     rows = []
@@ -45,10 +50,9 @@ def split_rows(tally: Tally) -> list[list[object]]:
     return rows
 
 
-SPLIT_HEADER = ("split", "clips", "hours", "labels", "speakers", "unusable")
-
-
-def _per_split_table(tally: Tally, table: dict, keys: list[str], what: str) -> str:
+def _per_split_table(
+    tally: Tally, table: dict[tuple[str, str], Amount], keys: list[str], what: str
+) -> str:
     """Clips and hours of each ``key`` (label or speaker) in each split."""
     header = [what]
     for split in tally.splits:
@@ -63,7 +67,7 @@ def _per_split_table(tally: Tally, table: dict, keys: list[str], what: str) -> s
     return markdown_table(header, rows)
 
 
-def _counted(counter: dict, what: str, show=str) -> str:
+def _counted(counter: Counter, what: str, show: Callable[[Any], str] = str) -> str:
     return markdown_table((what, "clips"), ((show(k), n) for k, n in sorted(counter.items())))
 
 

@@ -56,11 +56,8 @@ class Tally:
     def __init__(
         self, frame_samples: int, min_seconds: float | None, max_seconds: float | None
     ) -> None:
-        self.frame_samples, self.min_seconds, self.max_seconds = (
-            frame_samples,
-            min_seconds,
-            max_seconds,
-        )
+        self.frame_samples = frame_samples
+        self.min_seconds, self.max_seconds = min_seconds, max_seconds
         self.splits: list[str] = []
         self.by_label: defaultdict[tuple[str, str], Amount] = defaultdict(Amount)
         self.by_speaker: defaultdict[tuple[str, str], Amount] = defaultdict(Amount)
