@@ -196,10 +196,12 @@ def run_main(
     return result
 
 
-def audioseq(
-    name: str, *args: str, cwd: str | Path, **kwargs: Any
-) -> subprocess.CompletedProcess:
+def audioseq(name: str, *args: str, cwd: str | Path, **kwargs: Any) -> subprocess.CompletedProcess:
     """``audioseq-NAME ARGS`` (``scripts/NAME.py ARGS``) run in this process, in ``cwd``;
     the keywords of :func:`run_main` (``timeout``, ``returncode``) apply."""
+    if any(a.startswith(("trainer=ddp", "trainer.strategy=ddp")) for a in args):
+        raise ValueError(
+            "DDP starts its ranks by re-running the command line: run it with processes.script"
+        )
     main = importlib.import_module(f"audioseq.cli.{name}").main
     return run_main(main, args, cwd=cwd, prog=f"audioseq-{name}", **kwargs)

@@ -3,13 +3,14 @@
 import json
 import struct
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from in_process import audioseq
+from processes import script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from audioseq.data.collate import collate
@@ -162,10 +163,7 @@ def test_skip_policy_and_collate_counts() -> None:
 
 
 def train_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides]
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
+    return audioseq("train", *overrides, cwd=cwd)
 
 
 def skipped_scalars(run_dir: Path) -> dict[str, float]:
@@ -232,7 +230,8 @@ def test_skipped_samples_reach_tensorboard(tmp_path: Path) -> None:
 def test_ddp_ranks_stay_in_step_when_batches_are_skipped(tmp_path: Path, bucketing: str) -> None:
     manifest = many_bad_corpus(tmp_path)
     run_dir = tmp_path / "run"
-    train_cli(
+    script(  # DDP ranks re-run the command: a process of its own
+        "train",
         *SKIP_RUN,
         f"data.bucketing={bucketing}",
         "trainer=ddp_cpu",

@@ -3,12 +3,12 @@ run through the real train and eval commands."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from in_process import audioseq
 
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.data.folder import FolderSource
@@ -176,10 +176,7 @@ def test_the_datamodule_serves_16k_batches(corpus):
 
 
 def cli(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *overrides]
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
+    return audioseq(script, *overrides, cwd=cwd)
 
 
 def test_train_and_eval_commands(corpus, tmp_path):
