@@ -205,3 +205,8 @@ def audioseq(name: str, *args: str, cwd: str | Path, **kwargs: Any) -> subproces
         )
     main = importlib.import_module(f"audioseq.cli.{name}").main
     return run_main(main, args, cwd=cwd, prog=f"audioseq-{name}", **kwargs)
+
+
+def train(*overrides: str, cwd: str | Path, **kwargs: Any) -> subprocess.CompletedProcess:
+    """``audioseq-train OVERRIDES`` in this process (the README's command)."""
+    return audioseq("train", *overrides, cwd=cwd, **kwargs)

@@ -3,9 +3,10 @@ each kind of bad value is one line naming the key, the value and what is allowed
 anything is built (and, from the command line, exit status 2 without a traceback)."""
 
 import pytest
+from hydra import compose, initialize_config_dir
+from in_process import train
 from omegaconf import OmegaConf
-from processes import train
-from test_configs import compose_train, options
+from test_configs import CONF, compose_train, options
 
 from audioseq.config_schema import SCHEMA, validate
 from audioseq.errors import ConfigError
@@ -41,6 +42,9 @@ def test_the_schema_names_only_keys_that_exist():
     for choice in every_option():
         cfg = compose_train(choice, *REQUIRED.get(choice, []))
         keys |= {key for key in SCHEMA if _has(cfg, key)}
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        inspect = compose("inspect")  # audioseq-inspect's own keys share the schema
+    keys |= {key for key in SCHEMA if _has(inspect, key)}
     # Lightning Trainer arguments the shipped configs leave out (users add them with +).
     assert set(SCHEMA) - keys == {"trainer.accumulate_grad_batches", "trainer.max_steps"}
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from processes import train
+from in_process import train
+from processes import script
 from tensorboard_events import scalars
 
 LOUD = "loud.wav"
@@ -61,7 +62,8 @@ def test_skip_drops_the_steps_and_counts_them(tmp_path):
 def test_ddp_ranks_agree_and_stop_together(tmp_path):
     """The check reads all-reduced gradients: both ranks stop at the same step, no rank
     is left waiting (the run would hit the test's timeout)."""
-    done = train(
+    done = script(  # DDP ranks re-run the command: a process of its own
+        "train",
         *corpus(tmp_path),
         "trainer=ddp_cpu",
         "trainer.max_epochs=3",

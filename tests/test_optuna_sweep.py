@@ -5,7 +5,7 @@ from pathlib import Path
 
 import optuna
 import yaml
-from processes import train
+from in_process import train
 
 TINY = [
     "data.train_size=128",

@@ -6,8 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from in_process import train
 from lightning.pytorch.loggers import TensorBoardLogger
-from processes import train
 from tensorboard_events import read_events, tags
 from tiny_models import make_classifier
 
