@@ -57,18 +57,22 @@ def run(
     timeout: float = 300,
     env: dict[str, str] | None = None,
     returncode: int | None = 0,
+    stdin: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in its own process group; fail the test on a hang (with stacks) or, when
-    ``returncode`` is given, on any other exit status (with the output's tail)."""
-    process = subprocess.Popen(
-        [str(c) for c in cmd],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """Run ``cmd`` in its own process group, reading the file ``stdin`` when given; fail the
+    test on a hang (with stacks) or, when ``returncode`` is given, on any other exit status
+    (with the output's tail)."""
+    with open(stdin, "rb") if stdin else contextlib.nullcontext(subprocess.DEVNULL) as source:
+        process = subprocess.Popen(
+            [str(c) for c in cmd],
+            cwd=cwd,
+            env=env,
+            stdin=source,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -4,25 +4,22 @@ audio with JSON sidecars, and an index.json the DataModule trusts."""
 import io
 import json
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import torch
+from processes import script
 from shard_corpus import write_corpus
 
 from audioseq.data.audio_io import decode_audio, read_audio
 from audioseq.data.shard_writer import input_entries, write_shards
 from audioseq.errors import ConfigError, DataError
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def make_shards_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "make_shards.py"), *map(str, args)]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return script("make_shards", *map(str, args), cwd=cwd, timeout=120, returncode=None)
 
 
 def members(shard: Path) -> dict[str, bytes]:

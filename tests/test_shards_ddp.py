@@ -3,14 +3,12 @@ training CLI: every key once per epoch, equal batch counts per rank, bad samples
 without a hang."""
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from in_process import audioseq
+from processes import run, script
 from shard_corpus import good_sample, make_shards, shard_keys, write_tar
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Lightning's DDP launcher starts rank 1 by running this same script again.
 SCRIPT = r'''
@@ -91,11 +89,9 @@ def test_ddp_two_ranks_two_workers_each_sample_once_equal_batches(tmp_path):
     bad[2]["json"] = {"duration": 0.25}
     write_tar(train, "bad.tar", bad)
     val = make_shards(tmp_path, 12, 3, name="val")
-    script = tmp_path / "ddp_shards.py"
-    script.write_text(SCRIPT)
-    cmd = [sys.executable, str(script), str(tmp_path), str(train), str(val)]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    program = tmp_path / "ddp_shards.py"
+    program.write_text(SCRIPT)
+    run([sys.executable, program, tmp_path, train, val], cwd=tmp_path, timeout=600)
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     good_train = [k for k in shard_keys(train) if k not in ("bad.tar/s0101", "bad.tar/s0102")]
@@ -120,9 +116,8 @@ def test_train_cli_on_shards_writes_metrics(tmp_path):
     train = make_shards(tmp_path, 24, 8, name="train", flac=True)
     val = make_shards(tmp_path, 9, 5, name="val")
     run_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
+    audioseq(
+        "train",
         "data=shards",
         f"data.train_shards={train}",
         f"data.val_shards={val}",
@@ -131,9 +126,8 @@ def test_train_cli_on_shards_writes_metrics(tmp_path):
         "features.normalize=utterance",
         "model.encoder.hidden_size=8",
         f"hydra.run.dir={run_dir}",
-    ]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+        cwd=tmp_path,
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/acc", "epochs", "train_seconds"} <= set(metrics)
     assert "source: shards" in (run_dir / ".hydra" / "config.yaml").read_text()
@@ -145,9 +139,8 @@ def test_train_cli_ddp_on_shards_with_workers(tmp_path):
     train = make_shards(tmp_path, 29, 6, name="train")
     val = make_shards(tmp_path, 10, 4, name="val")
     run_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
+    script(
+        "train",
         "data=shards",
         "trainer=ddp_cpu",
         f"data.train_shards={train}",
@@ -158,7 +151,7 @@ def test_train_cli_ddp_on_shards_with_workers(tmp_path):
         "model.encoder.hidden_size=8",
         "trainer.max_epochs=2",
         f"hydra.run.dir={run_dir}",
-    ]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-4000:]
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2

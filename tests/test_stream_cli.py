@@ -3,26 +3,25 @@
 import itertools
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchaudio
+from in_process import audioseq
+from processes import script
 from tiny_models import make_classifier, save_checkpoint
 
 from audioseq.data.audio_io import read_audio
 from audioseq.tasks.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 #: A small, short, real training run with settings that stream.
 STREAMABLE = [
     "data.train_size=128",
     "data.val_size=32",
     "data.test_size=32",
     "data.batch_size=32",
-    "data.num_workers=0",
     "model=gru",
     "model.encoder.hidden_size=16",
     "model.encoder.num_layers=1",
@@ -34,18 +33,15 @@ STREAMABLE = [
 ]
 
 
-def run(
-    name: str, *args: str, cwd: Path, stdin: bytes | None = None
-) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args]
-    return subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, timeout=600)
+def run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``audioseq-NAME ARGS`` in this process, whatever its exit status."""
+    return audioseq(name, *args, cwd=cwd, returncode=None)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("train")
-    result = run("train", *STREAMABLE, f"hydra.run.dir={work / 'run'}", cwd=work)
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    audioseq("train", *STREAMABLE, f"hydra.run.dir={work / 'run'}", cwd=work)
     return work / "run" / "checkpoints" / "best.ckpt"
 
 
@@ -71,8 +67,8 @@ def offline_posteriors(ckpt: Path, audio: torch.Tensor) -> torch.Tensor:
 
 
 def check_stream_output(result: subprocess.CompletedProcess, jsonl: Path, seconds: float):
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
     lines = [line for line in out.splitlines() if " chunk " in line]
     assert len(lines) >= 15, out
     assert "real-time factor" in out and "per-chunk latency: mean" in out
@@ -101,9 +97,11 @@ def test_stream_a_44k_file_in_chunks(checkpoint: Path, tmp_path: Path, write_wav
 def test_stream_raw_pcm_from_stdin(checkpoint: Path, tmp_path: Path) -> None:
     audio = dtmf_audio(1.5)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    jsonl = tmp_path / "out.jsonl"
+    jsonl, raw = tmp_path / "out.jsonl", tmp_path / "audio.pcm"
+    raw.write_bytes(pcm.tobytes())
     args = [f"ckpt_path={checkpoint}", "input=-", f"output={jsonl}", "threshold=0.0"]
-    result = run("stream", *args, f"hydra.run.dir={tmp_path}", cwd=tmp_path, stdin=pcm.tobytes())
+    # audioseq-stream's smoke test: the console script in its own process, PCM on its stdin
+    result = script("stream", *args, f"hydra.run.dir={tmp_path}", cwd=tmp_path, stdin=raw)
     chunks = check_stream_output(result, jsonl, 1.5)
     assert len(chunks) == 15  # 100 ms chunks
     want = offline_posteriors(checkpoint, torch.from_numpy(pcm.astype(np.float32) / 32768))
@@ -112,7 +110,7 @@ def test_stream_raw_pcm_from_stdin(checkpoint: Path, tmp_path: Path) -> None:
     events = [r for r in records(jsonl) if r["type"] == "event"]
     assert events and events[0]["time"] == pytest.approx(0.025)
     assert all(b["time"] - a["time"] >= 0.5 - 1e-6 for a, b in itertools.pairwise(events))
-    assert " event " in result.stdout.decode()
+    assert " event " in result.stdout
 
 
 def test_unreadable_input_is_one_clear_line(checkpoint: Path, tmp_path: Path) -> None:
@@ -120,7 +118,7 @@ def test_unreadable_input_is_one_clear_line(checkpoint: Path, tmp_path: Path) ->
     bad.write_bytes(b"RIFF\x00\x00 this is not audio")
     result = run("stream", f"ckpt_path={checkpoint}", f"input={bad}", cwd=tmp_path)
     assert result.returncode == 2
-    err = result.stderr.decode().strip()
+    err = result.stderr.strip()
     assert err.startswith(f"error: input: {bad}: cannot decode audio"), err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
@@ -128,7 +126,7 @@ def test_unreadable_input_is_one_clear_line(checkpoint: Path, tmp_path: Path) ->
 def test_missing_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
     result = run("stream", "ckpt_path=missing.ckpt", "input=x.wav", cwd=tmp_path)
     assert result.returncode == 2
-    err = result.stderr.decode().strip()
+    err = result.stderr.strip()
     assert err == f"error: ckpt_path: checkpoint not found: {tmp_path / 'missing.ckpt'}", err
 
 
@@ -137,6 +135,6 @@ def test_a_model_that_cannot_stream_is_refused(tmp_path: Path, sine, write_wav) 
     wav = write_wav(tmp_path / "a.wav", sine(440, 0.5, 16000), 16000)
     result = run("stream", f"ckpt_path={ckpt}", f"input={wav}", cwd=tmp_path)
     assert result.returncode == 2
-    err = result.stderr.decode().strip()
+    err = result.stderr.strip()
     assert err.startswith("error: cannot stream a bidirectional encoder"), err
     assert "model.pooling=last, features.normalize=global|none" in err
