@@ -1,10 +1,11 @@
 """Listening to the data: validation clips as audio and their features as images.
 
 At the first validation the first clips of the first batch are logged under
-``samples/clip_<i>``. At the end of training the model's mistakes on up to ``max_batches``
-validation batches are logged under ``misclassified/<i>_true_<t>_pred_<p>_p<confidence>``:
-the most confident mistake of each true class first, so that a validation set sorted by
-class does not fill every slot from its first class.
+``samples/clip_<i>`` (the first ``max_seconds`` of each). At the end of training the
+model's mistakes on up to ``max_batches`` validation batches are logged under
+``misclassified/<i>_true_<t>_pred_<p>_p<confidence>``: the most confident mistake of each
+true class first, so that a validation set sorted by class does not fill every slot from
+its first class.
 """
 
 from collections import defaultdict
@@ -59,12 +60,19 @@ class AudioSampleLogger(pl.Callback):
     """Logs ``num_clips`` validation clips (audio + features) at the first validation and
     ``num_clips`` mistakes from the first ``max_batches`` validation batches at the end."""
 
-    def __init__(self, num_clips: int = 4, max_batches: int = 20) -> None:
+    def __init__(
+        self, num_clips: int = 4, max_batches: int = 20, max_seconds: float = 10.0
+    ) -> None:
         self.num_clips, self.max_batches = num_clips, max_batches
+        self.max_samples = round(max_seconds * SAMPLE_RATE)
         self._done_first = False
 
     def _log_clip(self, writer, tag: str, pl_module, audio, length, step: int) -> None:
-        clip = audio[: int(length)].detach().float().cpu()
+        # The first max_seconds of long recordings: enough to listen to, and their
+        # features do not cost the memory of a spectrogram of minutes.
+        length = length.clamp(max=self.max_samples)
+        audio = audio[: int(length)]
+        clip = audio.detach().float().cpu()
         writer.add_audio(f"{tag}/audio", clip.clamp(-1, 1), step, sample_rate=SAMPLE_RATE)
         with torch.no_grad():
             device = pl_module.device

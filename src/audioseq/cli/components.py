@@ -20,11 +20,15 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
-def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = (), manual_optimization: bool = False
+) -> pl.Trainer:
     """The Trainer with its callbacks (``EpochSync`` first, ``RankSeed``, then the config's,
     then ``extra_callbacks``), loggers and the atomic checkpoint writer (before any
     ``trainer.plugins``); ``trainer.enable_progress_bar=false`` also drops the progress-bar
-    callback instead of failing on it."""
+    callback instead of failing on it. For a task that optimises by hand
+    (``manual_optimization``, e.g. truncated BPTT), which clips and accumulates gradients
+    itself, the trainer runs without clipping and accumulation: Lightning refuses them."""
     callbacks = [
         EpochSync(),
         RankSeed(cfg.get("seed", 0)),
@@ -35,7 +39,12 @@ def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) 
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
     plugins = [AtomicCheckpointIO(), *instantiate(cfg.trainer.get("plugins") or [])]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    manual = (
+        {"gradient_clip_val": None, "accumulate_grad_batches": 1} if manual_optimization else {}
+    )
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **manual
+    )
 
 
 def flat_params(cfg: DictConfig, groups: tuple[str, ...]) -> dict[str, Any]:

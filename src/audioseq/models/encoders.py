@@ -24,6 +24,9 @@ class RecurrentEncoder(nn.Module):
     streaming and truncated back-propagation possible.
     """
 
+    #: The batch dimension of ``state`` ([layers * dirs, B, H]), for chunked runs.
+    state_batch_dim = 1
+
     def __init__(
         self,
         input_size: int,

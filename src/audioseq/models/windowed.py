@@ -26,6 +26,8 @@ class WindowedEncoder(nn.Module):
     """
 
     bidirectional = False
+    #: The batch dimension of ``state`` ([B, tau - 1, D]), for chunked runs.
+    state_batch_dim = 0
 
     def __init__(
         self,

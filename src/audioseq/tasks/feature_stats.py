@@ -5,7 +5,12 @@ import torch
 
 from audioseq.errors import ConfigError
 from audioseq.heartbeat import beat
+from audioseq.models.chunks import pieces
 from audioseq.models.frontends import Frontend
+
+#: Frames computed at once: long recordings are read in pieces, so the spectrogram of a
+#: 10-minute batch never sits in memory whole.
+STATS_CHUNK_FRAMES = 1000
 
 
 @torch.no_grad()
@@ -17,7 +22,8 @@ def estimate_global_stats(frontend: Frontend, trainer: pl.Trainer) -> None:
     DataModule so the fit loop's own iterator is left alone. Batches whose samples were all
     skipped (``data.on_error=skip``) add nothing, and a rank left with no frames at all
     still takes part in the all-reduce with zeros: the error for "no frames anywhere" is
-    raised after it, on every rank alike, so no rank is left waiting.
+    raised after it, on every rank alike, so no rank is left waiting. Long recordings
+    are read ``STATS_CHUNK_FRAMES`` frames at a time (the same frames, less memory).
     """
     datamodule = trainer.datamodule
     if datamodule is None:
@@ -28,10 +34,9 @@ def estimate_global_stats(frontend: Frontend, trainer: pl.Trainer) -> None:
             break
         if not len(batch["lengths"]):
             continue
-        features, frame_lengths = frontend.raw(
-            batch["audio"].to(device), batch["lengths"].to(device)
-        )
-        frontend.norm.accumulate(features, frame_lengths)
+        audio, lengths = batch["audio"].to(device), batch["lengths"].to(device)
+        for _, _, piece, piece_lengths in pieces(frontend, audio, lengths, STATS_CHUNK_FRAMES):
+            frontend.norm.accumulate(*frontend.raw(piece, piece_lengths))
         beat(f"feature statistics: batch {index}")
     sums = frontend.norm.pending_sums
     if sums is None:
