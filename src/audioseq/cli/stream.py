@@ -3,6 +3,8 @@
 audioseq-stream ckpt_path=logs/train/runs/<timestamp>/checkpoints/best.ckpt input=long.wav
 sox -d -t raw -r 16000 -e signed -b 16 -c 1 - | audioseq-stream ckpt_path=... input=-
 
+A classifier (``model.pooling=last``) or a frame detector (``task=detect``) streams.
+
 Each chunk's frames go through the model with the carried frontend overlap and recurrent
 state (:mod:`audioseq.inference.streaming`); their posteriors feed the event detector
 (:mod:`audioseq.inference.events`). Ends with the real-time factor and per-chunk latency.
@@ -25,11 +27,15 @@ from omegaconf import DictConfig
 from audioseq import SAMPLE_RATE
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
+from audioseq.data.frame_labels import BACKGROUND
 from audioseq.errors import ConfigError
 from audioseq.inference.audio_stream import file_chunks, pcm_chunks
 from audioseq.inference.events import Event, EventDetector
 from audioseq.inference.streaming import StreamingClassifier
 from audioseq.tasks.checkpoint import load_checkpoint
+
+#: Event settings for a classifier checkpoint where the command line leaves them null.
+CLASSIFIER_EVENTS = {"smooth_ms": 200.0, "threshold": 0.5, "refractory_ms": 500.0}
 
 
 def open_input(source: str, chunk_ms: float) -> Iterator[torch.Tensor]:
@@ -70,11 +76,26 @@ def latency_summary(latencies: list[float], audio_seconds: float) -> dict[str, f
     }
 
 
+def event_settings(cfg: DictConfig, model: torch.nn.Module) -> dict[str, Any]:
+    """``smooth_ms``, ``threshold``, ``refractory_ms`` and ``ignore``: the command line's
+    where given, else a detector checkpoint's own (the ones its validation and test scored
+    events with, so the stream finds the events the eval counted), else the classifier
+    defaults. A detector's background class never fires."""
+    detector = getattr(model, "frame_level", False)
+    saved = model.hparams if detector else CLASSIFIER_EVENTS
+    settings = {
+        key: float(saved[key] if cfg[key] is None else cfg[key]) for key in CLASSIFIER_EVENTS
+    }
+    if not 0.0 <= settings["threshold"] <= 1.0:
+        raise ConfigError(f"threshold must be in [0, 1], got {settings['threshold']}")
+    ignore = list(cfg.ignore_labels)
+    settings["ignore"] = [*ignore, BACKGROUND] if detector and BACKGROUND not in ignore else ignore
+    return settings
+
+
 def stream(cfg: DictConfig) -> dict[str, Any]:
     if cfg.chunk_ms <= 0:
         raise ConfigError(f"chunk_ms must be positive, got {cfg.chunk_ms}")
-    if not 0.0 <= cfg.threshold <= 1.0:
-        raise ConfigError(f"threshold must be in [0, 1], got {cfg.threshold}")
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     model, _ = load_checkpoint(to_absolute_path(cfg.ckpt_path))
@@ -84,10 +105,7 @@ def stream(cfg: DictConfig) -> dict[str, Any]:
         labels,
         frame_step=streamer.hop / SAMPLE_RATE,
         first_frame_end=streamer.win / SAMPLE_RATE,
-        smooth_ms=cfg.smooth_ms,
-        threshold=cfg.threshold,
-        refractory_ms=cfg.refractory_ms,
-        ignore=list(cfg.ignore_labels),
+        **event_settings(cfg, model),
     )
     chunks = open_input(str(cfg.input), cfg.chunk_ms)
     out = None

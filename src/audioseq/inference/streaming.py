@@ -5,7 +5,8 @@ normalisation) computes frame k from the samples up to its end and the state bef
 Feeding the signal in pieces and carrying (a) the samples that do not yet complete a
 frame and (b) the encoder state therefore gives the same frame outputs as processing the
 whole signal at once. With ``last`` pooling the head applied to frame k's output is the
-clip classification of everything up to frame k, so each frame yields logits.
+clip classification of everything up to frame k, so each frame yields logits; a frame
+detector (``task=detect``) has no pooling: its head classifies every frame anyway.
 """
 
 import torch
@@ -26,8 +27,8 @@ def check_streamable(model: nn.Module) -> None:
     """Raise a ConfigError saying which choice of ``model`` cannot stream, and why."""
     if not all(hasattr(model, name) for name in ("frontend", "encoder", "head", "labels")):
         raise ConfigError(
-            f"streaming needs a classification checkpoint (task=classify); this one holds a "
-            f"{type(model).__name__}"
+            f"streaming needs a classification or detection checkpoint (task=classify or "
+            f"detect); this one holds a {type(model).__name__}"
         )
     if getattr(model.encoder, "bidirectional", False):
         raise ConfigError(
@@ -40,7 +41,9 @@ def check_streamable(model: nn.Module) -> None:
             f"cannot stream features.normalize={normalize}: it uses statistics of the whole "
             f"clip, future frames included (global and none stream). Streaming needs {STREAMABLE}"
         )
-    pooling = getattr(model.pooling, "mode", None)
+    if getattr(model, "frame_level", False):  # a class per frame: nothing pooled
+        return
+    pooling = getattr(getattr(model, "pooling", None), "mode", None)
     if pooling not in STREAMING_POOLING:
         raise ConfigError(
             f"cannot stream model.pooling={pooling}: it pools over the whole clip, so no frame "

@@ -15,6 +15,7 @@ The learning-rate schedule advances once per batch. Validation and test run the 
 chunks without gradients, and score events with the rule ``audioseq-stream`` uses.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,7 +28,7 @@ from audioseq.callbacks.tensorboard import tensorboard_writer
 from audioseq.data.collate import Batch
 from audioseq.data.frame_labels import BACKGROUND, LABEL_HOP, PAD
 from audioseq.errors import ConfigError
-from audioseq.inference.events import EventDetector
+from audioseq.inference.events import Event, EventDetector
 from audioseq.models.chunks import Chunk, chunk_count, run_chunks
 from audioseq.models.heads import LinearHead
 from audioseq.tasks.base import AudioTask
@@ -42,6 +43,9 @@ class FrameDetector(AudioTask):
     """Per-frame classification with a background class (``labels[0]``)."""
 
     uses_labels = False  # learns from batch["frame_labels"]; there is no clip label
+    frame_level = True  # its head's output at every frame is the answer (it streams as is)
+    epoch_metrics = ("train_acc",)  # carried by checkpoints for exact resume
+    run_metrics = ("val_event_f1_best",)
 
     def __init__(
         self,
@@ -209,32 +213,49 @@ class FrameDetector(AudioTask):
             for _ in range(size)
         ]
 
+    def events(
+        self,
+        audio: torch.Tensor,
+        lengths: torch.Tensor,
+        on_chunk: Callable[[Chunk], None] | None = None,
+    ) -> list[list[Event]]:
+        """The events of each recording, found on its frame posteriors by the rule
+        ``audioseq-stream`` applies (background never fires); ``on_chunk`` sees every
+        chunk's outputs on the way (the metrics use the same pass)."""
+        size = len(lengths)
+        detectors, events = self._detectors(size), [[] for _ in range(size)]
+        for chunk in self.chunks(audio, lengths) if size else ():
+            if on_chunk is not None:
+                on_chunk(chunk)
+            probs = chunk.outputs.float().softmax(-1).cpu()
+            for j, row in enumerate(chunk.rows.nonzero().flatten().tolist()):
+                events[row] += detectors[row].update(probs[j, : int(chunk.frames[j])])[1]
+        return events
+
     def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> None:
         """Chunked like training (memory bounded by the chunk): frame loss and accuracy,
         events per recording matched against the annotated onsets. The metric objects are
         logged on every batch so that every DDP rank takes part in their sync."""
         loss_metric, acc = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
-        size = len(batch["lengths"])
-        detectors, events = self._detectors(size), [[] for _ in range(size)]
-        keep_figure = stage == "val" and batch_idx == 0 and size
         shown: list[torch.Tensor] = []
-        for chunk in self.chunks(batch["audio"], batch["lengths"]) if size else ():
+
+        def score(chunk: Chunk) -> None:
             targets = self.targets(batch["frame_labels"], chunk)
             loss, labelled = self._loss(chunk, targets)
             if labelled:
                 loss_metric(loss / labelled, weight=labelled)
             acc(chunk.outputs.argmax(-1), targets)
-            probs = chunk.outputs.float().softmax(-1).cpu()
-            for j, row in enumerate(chunk.rows.nonzero().flatten().tolist()):
-                events[row] += detectors[row].update(probs[j, : int(chunk.frames[j])])[1]
-            if keep_figure and chunk.rows[0] and chunk.start < FIGURE_FRAMES:
-                shown.append(torch.cat([targets[:1].T.float().cpu(), probs[0]], dim=1))
+            if stage == "val" and batch_idx == 0 and chunk.rows[0] and chunk.start < FIGURE_FRAMES:
+                probs = chunk.outputs[0].float().softmax(-1).cpu()
+                shown.append(torch.cat([targets[0, :, None].float().cpu(), probs], dim=1))
+
+        events = self.events(batch["audio"], batch["lengths"], score)
         if shown:
             rows = torch.cat(shown)[:FIGURE_FRAMES]
             self._figure = (rows[:, 0].long(), rows[:, 1:])
         tolerance = self.hparams.onset_tolerance_ms / 1000
-        for row in range(size):
-            counts = match(events[row], onsets(batch["frame_labels"][row]), tolerance)
+        for row, found in enumerate(events):
+            counts = match(found, onsets(batch["frame_labels"][row]), tolerance)
             for name in ("hits", "false_alarms", "misses"):
                 getattr(self, f"{stage}_{name}")(getattr(counts, name))
         self.log(f"{stage}/loss", loss_metric, prog_bar=stage == "val")
