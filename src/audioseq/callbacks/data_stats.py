@@ -1,5 +1,7 @@
 """What the data did this epoch: skipped samples by reason and the share of padding."""
 
+from typing import Any
+
 import lightning.pytorch as pl
 import torch
 
@@ -16,14 +18,26 @@ class DataStatsLogger(pl.Callback):
 
     Counts are kept on each rank and summed in one all-reduce at the epoch's end, a
     collective every rank reaches whatever its batches held (even all-skipped ones).
+    Checkpoints carry the epoch's counts so far, so that a run resumed in its middle
+    logs the whole epoch's (a single process's exactly; in DDP only rank 0's are saved,
+    and the other ranks start the resumed epoch from zero).
     """
 
     def __init__(self) -> None:
         self._counts = torch.zeros(len(REASONS) + 2, dtype=torch.float64)  # reasons, pad, total
         self._setup_skips: dict[str, int] = {}
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"counts": self._counts.clone(), "setup_skips": dict(self._setup_skips)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._counts.copy_(state_dict["counts"])
+        self._setup_skips = dict(state_dict["setup_skips"])
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:  # every rank checked the same lists: count them once
+        if not trainer.is_global_zero:  # rank 0's counts came with a checkpoint, if any
+            self._counts.zero_()
+        elif trainer.global_step == 0:  # every rank checked the same lists: count them once
             self._setup_skips = dict(getattr(trainer.datamodule, "skipped_at_setup", {}) or {})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -112,6 +112,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         metrics["train_seconds"] = time.perf_counter() - started
         metrics["epochs"] = trainer.current_epoch
+        metrics["steps"] = trainer.global_step  # optimizer steps
         metrics.update(complexity.metrics())  # model/params, model/macs_per_second
         if cfg.get("test") and datamodule.has_split("test"):
             checkpoint = trainer.checkpoint_callback

@@ -5,8 +5,10 @@ order is speed -> shift -> gain -> noise: speed first because it changes the len
 noise last so that its SNR is measured against the signal the model will hear.
 
 Randomness comes from ``generator`` when one is passed, else from the process's torch
-RNG, which Lightning seeds per worker and rank from the run's seed
-(``seed_everything(workers=True)``): a run is reproducible from its seed and worker count.
+RNG. The datasets pass each clip its own (:func:`clip_generator`, from the seed, the
+epoch and the clip), so a clip's augmentation depends neither on the worker that makes it
+nor on what that worker made before: the same with any number of workers, and the same
+after a resume in the middle of an epoch as in an uninterrupted run.
 """
 
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from audioseq import SAMPLE_RATE
@@ -62,6 +65,12 @@ def _show(value: Any) -> str:
         if isinstance(value, Sequence) and not isinstance(value, str)
         else repr(value)
     )
+
+
+def clip_generator(*key: int) -> torch.Generator:
+    """A torch generator seeded from ``key`` (seed, epoch, clip position: non-negative ints)."""
+    state = np.random.SeedSequence(list(key)).generate_state(2, np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:

@@ -14,7 +14,8 @@ class DurationBucketSampler(Sampler[list[int]]):
     shuffled (from ``seed`` and the epoch) and cut into batches, and the batches are
     shuffled. Every rank gets the same number of batches: in training the surplus batches
     are dropped (``drop_last``), in evaluation the batch list wraps around so every clip is
-    seen (a few twice). Clips without a declared duration share one bucket.
+    seen (a few twice). Clips without a declared duration share one bucket, so with
+    ``num_buckets=1`` and no durations this is a plain seeded shuffle.
     """
 
     def __init__(
@@ -30,7 +31,7 @@ class DurationBucketSampler(Sampler[list[int]]):
     ) -> None:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
         known = np.array([d if d is not None else np.nan for d in durations], dtype=float)
         edges = (
             np.nanquantile(known, np.linspace(0, 1, num_buckets + 1)[1:-1])
@@ -43,9 +44,10 @@ class DurationBucketSampler(Sampler[list[int]]):
         self.buckets = [np.flatnonzero(bucket_of == b) for b in range(num_buckets + 1)]
         self.buckets = [b for b in self.buckets if len(b)]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at each epoch start: a new shuffle per epoch."""
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """A new shuffle per epoch, leaving out its first ``start`` batches (those a
+        resumed run had already trained on)."""
+        self.epoch, self.start = epoch, start
 
     def _all_batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -64,7 +66,10 @@ class DurationBucketSampler(Sampler[list[int]]):
         batches = self._all_batches()
         per_rank = len(self)
         picked = (
-            [batches[(self.rank + self.world_size * i) % len(batches)] for i in range(per_rank)]
+            [
+                batches[(self.rank + self.world_size * i) % len(batches)]
+                for i in range(self.start, per_rank)
+            ]
             if batches
             else []
         )

@@ -7,6 +7,7 @@ from torch.utils.data import Dataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio_io import read_audio
+from audioseq.data.augment import clip_generator
 from audioseq.data.cache import AudioCache
 from audioseq.data.clips import crop
 from audioseq.data.entries import Entry, within_duration
@@ -23,7 +24,12 @@ def seconds_to_samples(seconds: float | None) -> int | None:
 
 
 class ClipDataset(Dataset):
-    """Each item is an Example, or a Skipped marker when ``on_error=skip`` drops it."""
+    """Each item is an Example, or a Skipped marker when ``on_error=skip`` drops it.
+
+    A training clip's augmentation and crop draw from its own generator, seeded from
+    (seed, epoch, index); the epoch lives in shared memory so persistent workers see
+    ``set_epoch``.
+    """
 
     def __init__(self, entries: list[Entry], label_index: dict[str, int], spec: LoaderSpec):
         self.entries = within_duration(entries, spec.min_seconds, spec.max_seconds)
@@ -33,6 +39,10 @@ class ClipDataset(Dataset):
         self.policy = SkipPolicy(spec.on_error)
         self.cache: AudioCache | None = None
         self.cache_wanted = spec.cache is not None and spec.cache.take(self.entries)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch[0] = epoch
 
     def fill_cache(self) -> None:
         """Decode every clip into memory (``data.cache``), once. The DataModule calls it in
@@ -64,9 +74,11 @@ class ClipDataset(Dataset):
             audio = self.load(entry) if self.cache is None else self.cache.get(index)
         except DataError as e:
             return self.policy(e, entry.where, str(entry.path))
-        if self.spec.train and self.spec.augment is not None:
-            audio = self.spec.augment(audio, None)
+        train = self.spec.train
+        generator = clip_generator(self.spec.seed, int(self._epoch[0]), index) if train else None
+        if train and self.spec.augment is not None:
+            audio = self.spec.augment(audio, generator)
         if self.clip_samples is not None:
-            audio = crop(audio, self.clip_samples, random=self.spec.train)
+            audio = crop(audio, self.clip_samples, random=train, generator=generator)
         label = None if entry.label is None else self.label_index[entry.label]
         return Example(str(entry.path), audio, label)

@@ -1,9 +1,12 @@
 """AudioDataModule: one LightningDataModule for every source (synthetic, manifest, ...)."""
 
+import logging
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from hydra.utils import get_class
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
@@ -15,6 +18,8 @@ from audioseq.data.collate import collate
 from audioseq.data.skipping import POLICIES
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: ``data.source`` names and their classes (imported when used).
 SOURCES: dict[str, str] = {
@@ -43,20 +48,56 @@ def build_source(name: str, shared: dict[str, Any], **options: Any):
 
 
 class EpochLoader(DataLoader):
-    """A loader that tells its streaming dataset which epoch starts at every ``iter()``.
+    """A training loader that knows its epoch and how far into it training got.
 
-    Lightning only calls ``set_epoch`` on samplers, and an IterableDataset has none; the
-    dataset keeps the epoch in shared memory, so persistent workers see it too.
+    Every ``iter()`` starts the next epoch: the loader tells its streaming dataset, or its
+    batch sampler and map-style dataset, which epoch that is (Lightning calls ``set_epoch``
+    on plain samplers only). It counts the batches it has handed to the training loop
+    (workers may have made more: those are not counted) and, having ``state_dict`` and
+    ``load_state_dict``, is saved in every Lightning checkpoint. Lightning restores it
+    before a resumed epoch's ``iter()`` and expects only the epoch's remaining batches
+    (it skips none itself): the dataset or sampler is told to leave the others out.
     """
 
     def __init__(self, *args: Any, first_epoch: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._epochs = first_epoch
+        self._next_epoch = first_epoch
+        self._epoch, self._yielded, self._resume_at = first_epoch, 0, 0
 
-    def __iter__(self):
-        self.dataset.set_epoch(self._epochs)
-        self._epochs += 1
-        return super().__iter__()
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch, "batches": self._yielded, "workers": self.num_workers}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        epoch, done = state["epoch"], state["batches"]
+        if done >= len(self):  # that epoch was over: the next one starts at its beginning
+            epoch, done = epoch + 1, 0
+        self._next_epoch, self._resume_at = epoch, done
+        if state["workers"] != self.num_workers and getattr(
+            self.dataset, "batches_depend_on_workers", False
+        ):
+            log.warning(
+                "data.num_workers changed from %d to %d: the rest of epoch %d is not the "
+                "one the stopped run would have trained on (its batches depend on it)",
+                state["workers"],
+                self.num_workers,
+                state["epoch"],
+            )
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch, start = self._next_epoch, self._resume_at
+        if isinstance(self.dataset, IterableDataset):
+            self.dataset.set_epoch(epoch, start)
+        else:
+            self.batch_sampler.set_epoch(epoch, start)
+            self.dataset.set_epoch(epoch)
+        self._epoch, self._yielded, self._resume_at = epoch, start, 0
+        self._next_epoch = epoch + 1
+        return self._counted(super().__iter__())
+
+    def _counted(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            self._yielded += 1  # before the training step: a checkpoint after it counts it
+            yield batch
 
 
 class AudioDataModule(pl.LightningDataModule):
@@ -118,6 +159,7 @@ class AudioDataModule(pl.LightningDataModule):
         self.augment = WaveformAugment(**augment, seed=seed) if augment else None
         self._datasets: dict[str, Dataset | None] = {}
         self._built: tuple[int, int, bool] | None = None  # (rank, world size, cached)
+        self._train_position: dict[str, int] | None = None  # from a checkpoint
 
     @property
     def labels(self) -> list[str]:
@@ -173,6 +215,21 @@ class AudioDataModule(pl.LightningDataModule):
             self._datasets[split] = self.source.dataset(split, spec)
         self._built = (rank, world_size, cache)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands in its epoch (the fit loop's loader), in checkpoints.
+
+        Lightning saves the training loader's own ``state_dict`` too, but restores it only
+        into a loader made after the checkpoint is read; ``configure_optimizers`` asking
+        for ``estimated_stepping_batches`` makes it before (Lightning issue #20550). A
+        DataModule's state is restored first, so the next training loader gets it.
+        """
+        trainer = self.trainer
+        loader = trainer.train_dataloader if trainer is not None else None
+        return {"train_position": loader.state_dict()} if isinstance(loader, EpochLoader) else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_position = state_dict.get("train_position")
+
     def has_split(self, split: str) -> bool:
         """Whether the source has ``split`` (asked before training: fills no cache)."""
         self._build(cache=False)
@@ -196,41 +253,63 @@ class AudioDataModule(pl.LightningDataModule):
             num_workers=workers,
             persistent_workers=bool(self.hparams.persistent_workers) and workers > 0,
             pin_memory=self._pin_memory(),
+            # Worker seeds come from the loader's own generator, not the global torch RNG,
+            # so starting a loader (which a resumed run does at other moments than an
+            # uninterrupted one) leaves the training's draws (dropout, SpecAugment) alone.
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
+        if split == "train":
+            return self._train_loader(dataset, common)
         if isinstance(dataset, IterableDataset):  # the dataset batches and shards itself
-            # A run resumed at epoch N continues with epoch N's order.
-            first_epoch = self.trainer.current_epoch if self.trainer else 0
-            return EpochLoader(dataset, batch_size=None, first_epoch=first_epoch, **common)
-        clip = self.hparams.clip_seconds
-        collate_fn = partial(collate, pad_to=None if clip is None else round(clip * SAMPLE_RATE))
-        # The DataModule shards every loader across ranks itself (the trainer configs set
-        # use_distributed_sampler=false), so that bucketing can group by duration per rank.
+            return EpochLoader(dataset, batch_size=None, **common)
+        common["collate_fn"] = self._collate()
+        if self.hparams.bucketing:
+            return DataLoader(dataset, batch_sampler=self._batch_sampler(dataset), **common)
         rank, world_size = self._rank()
-        if self.hparams.bucketing:  # batches of similar durations: less padding
-            sampler = DurationBucketSampler(
-                dataset.durations(),
-                batch_size=self.hparams.batch_size,
-                num_buckets=self.hparams.num_buckets,
-                shuffle=split == "train",
-                seed=self.hparams.seed,
-                rank=rank,
-                world_size=world_size,
-                drop_last=split == "train",
-            )
-            return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, **common)
-        shuffle = split == "train"
         sampler = None
-        if world_size > 1:  # Lightning calls its set_epoch: a new order every epoch
-            sampler = DistributedSampler(
-                dataset, world_size, rank, shuffle=shuffle, seed=self.hparams.seed
+        if world_size > 1:
+            sampler = DistributedSampler(dataset, world_size, rank, shuffle=False)
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, **common)
+
+    def _train_loader(self, dataset: Dataset, common: dict[str, Any]) -> EpochLoader:
+        """The training loader, at the position a checkpoint gave (the first one made after
+        it was read: the fit loop's), else at the start of the trainer's epoch."""
+        first_epoch = self.trainer.current_epoch if self.trainer else 0
+        if isinstance(dataset, IterableDataset):
+            loader = EpochLoader(dataset, batch_size=None, first_epoch=first_epoch, **common)
+        else:
+            loader = EpochLoader(
+                dataset,
+                batch_sampler=self._batch_sampler(dataset, train=True),
+                collate_fn=self._collate(),
+                first_epoch=first_epoch,
+                **common,
             )
-        return DataLoader(
-            dataset,
+        if self._train_position is not None:
+            loader.load_state_dict(self._train_position)
+            self._train_position = None
+        return loader
+
+    def _collate(self) -> partial:
+        clip = self.hparams.clip_seconds
+        return partial(collate, pad_to=None if clip is None else round(clip * SAMPLE_RATE))
+
+    def _batch_sampler(self, dataset: Dataset, train: bool = False) -> DurationBucketSampler:
+        """This rank's batches (the DataModule shards every loader across ranks itself: the
+        trainer configs set use_distributed_sampler=false). In training they follow from
+        (seed, epoch), so a resumed epoch can leave out its first batches; without
+        ``bucketing``, one bucket and no durations make that a plain shuffle."""
+        rank, world_size = self._rank()
+        bucketing = self.hparams.bucketing
+        return DurationBucketSampler(
+            dataset.durations() if bucketing else [None] * len(dataset),
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle if sampler is None else None,
-            sampler=sampler,
-            collate_fn=collate_fn,
-            **common,
+            num_buckets=self.hparams.num_buckets if bucketing else 1,
+            shuffle=train,
+            seed=self.hparams.seed,
+            rank=rank,
+            world_size=world_size,
+            drop_last=train,
         )
 
     def train_dataloader(self) -> DataLoader:

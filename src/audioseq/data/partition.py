@@ -33,3 +33,20 @@ def worker_share(items: list, worker: int | None = None, num_workers: int | None
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
     return items[worker::num_workers]
+
+
+def resumed_workers(counts: list[int], consumed: int) -> tuple[list[int], int]:
+    """Where each of a loader's workers (``counts[w]`` batches each) stood once the loader
+    had yielded ``consumed`` batches: how many each had delivered, and whose turn was next.
+
+    A DataLoader takes the next batch from its workers in turn (0, 1, ..., 0, 1, ...),
+    passing over those that have run out; a resumed loader starts again at worker 0, so
+    its worker ``p`` must continue the work of worker ``(p + next) % len(counts)``.
+    """
+    taken, turn = [0] * len(counts), 0
+    while consumed > 0 and taken != counts:
+        if taken[turn] < counts[turn]:
+            taken[turn] += 1
+            consumed -= 1
+        turn = (turn + 1) % len(counts)
+    return taken, turn

@@ -13,6 +13,13 @@ Every sample is read exactly once per epoch unless ``N mod R != 0`` and ``N // R
 multiple of the batch size: then training leaves out up to ``R - 1`` samples (a rank with
 one more stops) and evaluation repeats up to ``R - 1`` (a rank one short reads on).
 
+A run resumed in the middle of an epoch leaves out the batches it had trained on: each
+worker skips the ones it had delivered (the loader takes them from its workers in turn,
+and the resumed loader's workers take over the blocks in the order their turns come),
+reading but not decoding them without bucketing, so its shuffle buffer, and every later
+batch, are those of the uninterrupted run. Each training clip's augmentation and crop
+draw from its own generator, seeded from (seed, epoch, shard, member).
+
 Within a worker, a shuffle buffer of ``shuffle_buffer`` samples (training; reseeded from
 ``(seed, epoch, rank, worker)``) mixes samples across shards, and with ``bucketing`` a
 buffer of ``num_buckets`` batches is sorted by length before it is cut into batches.
@@ -28,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 
 import numpy as np
 import torch
@@ -36,10 +44,12 @@ from webdataset.filters import shuffle
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio_io import decode_audio
+from audioseq.data.augment import clip_generator
 from audioseq.data.clip_dataset import seconds_to_samples
 from audioseq.data.clips import crop
 from audioseq.data.collate import Batch, collate
 from audioseq.data.example import Example
+from audioseq.data.partition import resumed_workers
 from audioseq.data.shard_index import ShardInfo, resolve_shards
 from audioseq.data.shard_io import ShardReader
 from audioseq.data.shard_plan import batches_per_rank, segments, worker_span
@@ -56,9 +66,12 @@ Item = Example | Skipped | None
 class ShardBatches(IterableDataset):
     """One split's shards, read by this rank's workers and yielded as collated batches.
 
-    ``len()`` is the batch count of every rank (fixed by the index counts); the epoch is
-    kept in shared memory so persistent workers see ``set_epoch``.
+    ``len()`` is the batch count of every rank (fixed by the index counts); the epoch,
+    and the batches of it to leave out, are kept in shared memory so persistent workers
+    see ``set_epoch``. Batches depend on the number of workers (each reads its own block).
     """
+
+    batches_depend_on_workers = True
 
     def __init__(
         self,
@@ -77,10 +90,10 @@ class ShardBatches(IterableDataset):
         self.clip_samples = seconds_to_samples(spec.clip_seconds)
         self.min_samples = seconds_to_samples(spec.min_seconds)
         self.policy = SkipPolicy(spec.on_error)
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
 
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch[0] = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self._position[:] = torch.tensor([epoch, start])
 
     def __len__(self) -> int:
         spec = self.spec
@@ -95,23 +108,26 @@ class ShardBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
-        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
-        spec, epoch = self.spec, int(self._epoch[0])
-        start, stop = worker_span(
-            self.total,
-            spec.rank,
-            spec.world_size,
-            spec.batch_size,
-            worker,
-            num_workers,
-            train=spec.train,
-        )
+        process, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        spec, bs = self.spec, self.spec.batch_size
+        epoch, resumed = (int(v) for v in self._position)
+        spans = [
+            worker_span(
+                self.total, spec.rank, spec.world_size, bs, w, num_workers, train=spec.train
+            )
+            for w in range(num_workers)
+        ]
+        taken, turn = resumed_workers([-(-(b - a) // bs) for a, b in spans], resumed)
+        worker = (process + turn) % num_workers  # the block this process reads
+        done, (start, stop) = taken[worker], spans[worker]
         rng = random.Random(f"{spec.seed}/{epoch}/{spec.rank}/{worker}")
         raw = self._raw(segments(self.counts, self.shard_order(epoch), start, stop))
         if spec.train and self.shuffle_buffer > 1:
             raw = shuffle(self.shuffle_buffer, self.shuffle_buffer, rng=rng)(raw)
+        if not self.bucket_batches:  # a batch is bs slots: skip those undecoded
+            raw, done = islice(raw, done * bs, None), 0
         items = (self._item(sample) for sample in raw)
-        for group in self._groups(items, rng):
+        for group in islice(self._groups(items, rng), done, None):
             yield collate(group, pad_to=self.clip_samples)
             release_free_memory()
 
@@ -119,8 +135,11 @@ class ShardBatches(IterableDataset):
         """Raw samples of this worker's ranges, one per slot (lost ones as Skipped)."""
         for shard, first, end in parts:
             url = self.urls[shard]
-            for _, sample in self.reader.samples(url, first, end):
-                yield self.policy(sample, url, url) if isinstance(sample, DataError) else sample
+            for member, sample in self.reader.samples(url, first, end):
+                if isinstance(sample, DataError):
+                    yield self.policy(sample, url, url)
+                else:
+                    yield {**sample, "__clip__": (shard, member)}
 
     def _groups(self, items: Iterable[Item], rng: random.Random) -> Iterator[list[Item]]:
         """Batches of ``batch_size`` slots (only the last may be short, so a worker yields
@@ -179,10 +198,14 @@ class ShardBatches(IterableDataset):
                 f"{url}:{key}.{suffix}: {seconds:.3f} s is shorter than data.min_seconds",
                 "too_short",
             )
-        if self.spec.train and self.spec.augment is not None:
-            audio = self.spec.augment(audio, None)
+        train = self.spec.train
+        generator = None
+        if train:
+            generator = clip_generator(self.spec.seed, int(self._position[0]), *sample["__clip__"])
+        if train and self.spec.augment is not None:
+            audio = self.spec.augment(audio, generator)
         if self.clip_samples is not None:
-            audio = crop(audio, self.clip_samples, random=self.spec.train)
+            audio = crop(audio, self.clip_samples, random=train, generator=generator)
         return Example(f"{url.rsplit('/', 1)[-1]}/{key}", audio, self.label_index[str(label)])
 
 

@@ -49,7 +49,8 @@ class SyntheticBatches(IterableDataset):
     Each clip is drawn from its own stream, so it is the same whatever batch, worker or
     rank makes it. Every rank yields the same number of batches (see ``partition``);
     workers take whole batches in turn, and the training order is reshuffled each epoch
-    from (seed, epoch). The epoch lives in shared memory so persistent workers see
+    from (seed, epoch). The epoch, and the batches of it to leave out (a run resumed in
+    its middle had trained on them), live in shared memory so persistent workers see
     ``set_epoch`` too.
     """
 
@@ -65,15 +66,15 @@ class SyntheticBatches(IterableDataset):
         self.split, self.size, self.seed, self.spec = split, size, seed, spec
         self.task, self.delay_seconds = task, delay_seconds
         self.clip_samples, self.pad_to = clip_lengths(task, delay_seconds, spec.clip_seconds)
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
 
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch[0] = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self._position[:] = torch.tensor([epoch, start])
 
     def _epoch_batches(self) -> list[list[int]]:
         order = np.arange(self.size)
         if self.spec.train:
-            epoch = int(self._epoch[0])
+            epoch = int(self._position[0])
             order = np.random.default_rng([self.seed, 7919, epoch]).permutation(self.size)
         positions = rank_indices(
             self.size, self.spec.rank, self.spec.world_size, drop_last=self.spec.train
@@ -130,7 +131,7 @@ class SyntheticBatches(IterableDataset):
         )
 
     def __iter__(self):
-        for indices in worker_share(self._epoch_batches()):
+        for indices in worker_share(self._epoch_batches()[int(self._position[1]) :]):
             yield self.batch(indices)
 
 

@@ -21,6 +21,9 @@ class AudioClassifier(AudioTask):
     carries everything needed to rebuild it: ``AudioClassifier.load_from_checkpoint(path)``.
     """
 
+    epoch_metrics = ("train_loss", "train_acc")
+    run_metrics = ("val_acc_best",)
+
     def __init__(
         self,
         features: dict[str, Any],
@@ -43,6 +46,7 @@ class AudioClassifier(AudioTask):
         )
         self.head = LinearHead(self.encoder.output_size, num_classes, model.get("head_dropout", 0))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -66,13 +70,13 @@ class AudioClassifier(AudioTask):
         if size:
             loss, preds = self._step(batch)
             self.train_acc(preds, batch["label"])
-            self.log(
-                "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size
-            )
+            self.train_loss(loss.detach(), weight=size)
         else:
             loss = self._empty_loss()
-        # Logged on every batch (even an all-skipped one): every DDP rank then syncs the
-        # same metrics in the same order at the epoch's end.
+        # Logged on every batch (even an all-skipped one, which shows the previous step's
+        # loss): every DDP rank then syncs the same metrics in the same order at the
+        # epoch's end. Metric objects, so that checkpoints carry the epoch's running state.
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 

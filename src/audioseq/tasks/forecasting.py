@@ -53,6 +53,8 @@ class FrameForecaster(AudioTask):
     """
 
     uses_labels = False
+    epoch_metrics = ("train_loss",)
+    run_metrics = ("val_loss_best",)
 
     def __init__(
         self,
@@ -77,6 +79,7 @@ class FrameForecaster(AudioTask):
         self.head = nn.Linear(self.encoder.output_size, self.frontend.num_features)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.train_loss = MeanMetric()
         for stage in ("val", "test"):
             setattr(self, f"{stage}_loss", MeanMetric())
             setattr(self, f"{stage}_baseline", MeanMetric())
@@ -117,10 +120,13 @@ class FrameForecaster(AudioTask):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         errors = self.errors(batch) if len(batch["lengths"]) else None
         if errors is None or not errors["count"]:  # all skipped, or clips too short
-            return self._empty_loss()
-        loss = errors["model"] / errors["count"]
-        size = len(batch["lengths"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+            loss = self._empty_loss()
+        else:
+            loss = errors["model"] / errors["count"]
+            self.train_loss(loss.detach(), weight=len(batch["lengths"]))
+        # A metric object (its running state goes into checkpoints), logged on every batch
+        # so that every DDP rank syncs it at the epoch's end.
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
 
     def _evaluate(self, batch: Batch, stage: str) -> None:
