@@ -1,11 +1,16 @@
 """Frame-labelled data: the synthetic dialling recordings and the event -> frame label grid."""
 
+import json
+from pathlib import Path
+
+import in_process
 import numpy as np
 import pytest
 import torch
 
 from audioseq.data.collate import collate
-from audioseq.data.frame_labels import LABEL_HOP, frame_labels, parse_events
+from audioseq.data.datamodule import AudioDataModule
+from audioseq.data.frame_labels import LABEL_HOP, PAD, frame_labels, parse_events
 from audioseq.data.spec import LoaderSpec
 from audioseq.data.synthetic import SyntheticSource
 from audioseq.errors import DataError
@@ -78,3 +83,63 @@ def test_malformed_events_are_one_line_errors(events, message) -> None:
     with pytest.raises(DataError) as raised:
         parse_events(events, "train.jsonl:3")
     assert str(raised.value).startswith(f"train.jsonl:3: {message}"), str(raised.value)
+
+
+def events_manifest(tmp_path, write_wav, events_line2: object = None) -> Path:
+    """Two recordings of different lengths with a 1 kHz beep ('beep') and a 3 kHz one."""
+    t = np.arange(16000 * 3) / 16000
+    write_wav(
+        tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 1000 * t) * (t > 1.0) * (t < 1.5)), 16000
+    )
+    t = np.arange(16000 * 5) / 16000
+    write_wav(
+        tmp_path / "b.wav", (0.3 * np.sin(2 * np.pi * 3000 * t) * (t > 2.0) * (t < 2.2)), 16000
+    )
+    high = events_line2 or [{"start": 2.0, "end": 2.2, "label": "high"}]
+    lines = [
+        {"audio_filepath": "a.wav", "events": [{"start": 1.0, "end": 1.5, "label": "beep"}]},
+        {"audio_filepath": "b.wav", "events": high},
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_manifest_events_become_frame_labels(tmp_path, write_wav) -> None:
+    manifest = events_manifest(tmp_path, write_wav)
+    data = AudioDataModule(
+        source="manifest", train_manifest=str(manifest), val_manifest=str(manifest),
+        batch_size=2, num_workers=0, augment={"time_shift_seconds": 0, "gain_db": 6},
+    )  # fmt: skip
+    assert data.labels == ["_background_", "beep", "high"]
+    batch = next(iter(data.val_dataloader()))
+    labels = batch["frame_labels"]
+    assert labels.shape == (2, 500) and (labels[0, 300:] == PAD).all()  # 3 s of 5: padding
+    assert labels[0, 100:150].eq(1).all() and labels[0, :100].eq(0).all()
+    assert labels[1, 200:220].eq(2).all() and labels[1].eq(2).sum() == 20
+
+
+def test_malformed_events_stop_training_with_the_file_and_line(tmp_path, write_wav) -> None:
+    manifest = events_manifest(tmp_path, write_wav, [{"start": 3.0, "end": 2.0, "label": "x"}])
+    done = in_process.train(
+        "task=detect", "data=manifest", f"data.train_manifest={manifest}",
+        f"data.val_manifest={manifest}", f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path, returncode=2,
+    )  # fmt: skip
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {manifest}:2: events[0]: 'start' (3.0) must be before 'end' (2.0)"
+    )
+
+
+def test_task_detect_trains_on_a_manifest_with_events(tmp_path, write_wav) -> None:
+    manifest = events_manifest(tmp_path, write_wav)
+    run = tmp_path / "run"
+    in_process.train(
+        "task=detect", "data=manifest", f"data.train_manifest={manifest}",
+        f"data.val_manifest={manifest}", "data.augment.time_shift_seconds=0",
+        "data.batch_size=2", "model=gru", "model.encoder.hidden_size=8",
+        "model.encoder.num_layers=1", "task.tbptt_frames=50", "trainer.max_epochs=2",
+        f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "val/event_f1" in metrics and "val/frame_acc" in metrics

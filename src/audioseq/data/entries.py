@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from audioseq.data.frame_labels import Event
 from audioseq.data.skipping import SkipPolicy
 from audioseq.errors import DataError
 
@@ -20,6 +21,8 @@ class Entry:
     offset: float
     where: str
     speaker: str | None = None
+    #: A long recording's annotated events (manifest ``events``), for task=detect.
+    events: tuple[Event, ...] | None = None
 
 
 def within_duration(

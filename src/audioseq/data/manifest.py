@@ -7,6 +7,8 @@ from pathlib import Path
 
 from audioseq.data.clip_dataset import ClipDataset
 from audioseq.data.entries import Entry, check_files, check_labels
+from audioseq.data.event_clips import EventClipDataset, event_labels
+from audioseq.data.frame_labels import parse_events
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
@@ -47,6 +49,7 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
             path = Path(str(record["audio_filepath"]))
             path = path if path.is_absolute() else manifest.parent / path
             label, speaker = record.get("label"), record.get("speaker")
+            events = record.get("events")
             entries.append(
                 Entry(
                     path=path,
@@ -55,6 +58,7 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
                     offset=_number(record, "offset", where, 0.0) or 0.0,
                     where=where,
                     speaker=None if speaker is None else str(speaker),
+                    events=None if events is None else parse_events(events, where),
                 )
             )
     if not entries:
@@ -64,7 +68,9 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
 
 @dataclass
 class ManifestSource:
-    """Train/val/test manifests; labels are the sorted train labels unless given."""
+    """Train/val/test manifests; labels are the sorted train labels unless given. Lines
+    with ``events`` (long recordings for task=detect) get frame labels instead: the
+    classes are then the background and the event labels (:mod:`audioseq.data.event_clips`)."""
 
     train_manifest: str | None = None
     val_manifest: str | None = None
@@ -89,6 +95,9 @@ class ManifestSource:
             for split, path in manifests.items()
             if path
         }
+        if any(e.events is not None for split in entries.values() for e in split):
+            self.labels, self._entries = event_labels(entries, self.labels), entries
+            return
         if self.labels is None:
             self.labels = sorted({e.label for e in entries["train"] if e.label is not None})
         self.labels = [str(label) for label in self.labels]
@@ -104,4 +113,7 @@ class ManifestSource:
         entries = self._entries.get(split)
         if entries is None:
             return None
-        return ClipDataset(entries, {n: i for i, n in enumerate(self.labels)}, spec)
+        index = {n: i for i, n in enumerate(self.labels)}
+        if entries and entries[0].events is not None:
+            return EventClipDataset(entries, index, spec)
+        return ClipDataset(entries, index, spec)
