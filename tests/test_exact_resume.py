@@ -110,15 +110,13 @@ RUN = [
     "trainer.deterministic=true",
     "trainer.max_epochs=3",
     "trainer.log_every_n_steps=2",
-    # last.ckpt every 8 steps as well: steps 8 and 16 are inside epochs 1 and 2.
-    "callbacks.periodic_last.every_n_train_steps=8",
     "callbacks.periodic_last.train_time_interval=null",
 ]
 
 
-def killed_mid_epoch(run_dir: Path, overrides: list[str], timeout: float = 240) -> int:
-    """Start a training run, SIGKILL its process once checkpoints/last.ckpt holds a step
-    inside an epoch; the step of the last.ckpt it leaves behind."""
+def killed_at(run_dir: Path, overrides: list[str], step: int, timeout: float = 240) -> None:
+    """Start a training run and SIGKILL its process as soon as checkpoints/last.ckpt holds
+    ``step`` (the test fails, saying why, if it never does)."""
     run_dir.mkdir(parents=True)
     log = (run_dir.parent / f"{run_dir.name}.log").open("w")
     process = subprocess.Popen(
@@ -134,17 +132,17 @@ def killed_mid_epoch(run_dir: Path, overrides: list[str], timeout: float = 240) 
         while True:
             if process.poll() is not None:
                 pytest.fail(
-                    f"training ended (status {process.returncode}) before a mid-epoch "
-                    f"last.ckpt:\n{Path(log.name).read_text()[-3000:]}"
+                    f"training ended (status {process.returncode}) before last.ckpt held step "
+                    f"{step}:\n{Path(log.name).read_text()[-3000:]}"
                 )
             if time.monotonic() > deadline:
                 pytest.fail(
-                    f"no mid-epoch last.ckpt after {timeout:.0f} s:\n{_stacks(process.pid)}"
+                    f"last.ckpt held no step {step} after {timeout:.0f} s:\n{_stacks(process.pid)}"
                 )
             stamp = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
             if stamp != seen:
                 seen = stamp
-                if step_of(checkpoint) % BATCHES_PER_EPOCH:
+                if step_of(checkpoint) == step:
                     process.kill()  # the training process itself, as a node failure would
                     process.wait()
                     break
@@ -153,40 +151,53 @@ def killed_mid_epoch(run_dir: Path, overrides: list[str], timeout: float = 240) 
         log.close()
         with contextlib.suppress(ProcessLookupError):  # loader workers that outlived it
             os.killpg(process.pid, signal.SIGKILL)
-    step = step_of(checkpoint)
-    assert step % BATCHES_PER_EPOCH, f"the run was killed after an epoch's end (step {step})"
+    saved = step_of(checkpoint)
+    assert saved == step, f"the run wrote last.ckpt at step {saved} before the kill landed"
     assert not (run_dir / "metrics.json").exists()
-    return step
 
 
 def step_of(checkpoint: Path) -> int:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
 
-def same_metrics(resumed: dict, uninterrupted: dict) -> list[str]:
-    """The keys whose values differ (beyond float tolerance), ignoring timings."""
+def differences(resumed: dict, uninterrupted: dict) -> dict[str, tuple]:
+    """The metrics that differ beyond float tolerance (timings aside): (resumed, whole)."""
     keys = (set(resumed) | set(uninterrupted)) - {"train_seconds"}
-    return sorted(
-        k
-        for k in keys
+    return {
+        k: (resumed.get(k), uninterrupted.get(k))
+        for k in sorted(keys)
         if not (
             k in resumed
             and k in uninterrupted
             and math.isclose(resumed[k], uninterrupted[k], rel_tol=1e-5, abs_tol=1e-7)
         )
-    )
+    }
 
 
-@pytest.mark.parametrize("source", ["synthetic", "manifest", "shards"])
-def test_a_run_killed_mid_epoch_resumes_exactly(corpora, tmp_path, source):
-    overrides = [*RUN, *corpora[source]]
+def assert_resumes_exactly(tmp_path: Path, overrides: list[str], kill_at: int) -> None:
+    """An uninterrupted run, and one killed once last.ckpt holds step ``kill_at`` and
+    resumed: the same metrics.json and the same number of optimizer steps."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     train(*overrides, f"hydra.run.dir={whole}", cwd=tmp_path)
-    killed_mid_epoch(killed, overrides)
+    killed_at(killed, overrides, kill_at)
     train(f"resume={killed}", cwd=tmp_path)
-
     expected = json.loads((whole / "metrics.json").read_text())
     got = json.loads((killed / "metrics.json").read_text())
-    differ = same_metrics(got, expected)
-    assert not differ, {k: (got.get(k), expected.get(k)) for k in differ}
+    assert not differences(got, expected), differences(got, expected)
     assert got["steps"] == expected["steps"] == 3 * BATCHES_PER_EPOCH
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["synthetic", "manifest", "shards"])
+def test_a_run_killed_mid_epoch_resumes_exactly(corpora, tmp_path, source):
+    """last.ckpt every 8 steps: killed after step 8, in the middle of epoch 1 (of 0-2)."""
+    overrides = [*RUN, "callbacks.periodic_last.every_n_train_steps=8", *corpora[source]]
+    assert_resumes_exactly(tmp_path, overrides, kill_at=8)
+
+
+@pytest.mark.slow
+def test_a_save_due_on_an_epochs_last_batch_waits_for_its_end(corpora, tmp_path):
+    """Every 6 steps is every epoch's last batch: the saves wait for the epochs' ends
+    (after validation), so a run killed after step 12's still validates epoch 1."""
+    overrides = [*RUN, "callbacks.periodic_last.every_n_train_steps=6", *corpora["synthetic"]]
+    assert_resumes_exactly(tmp_path, overrides, kill_at=12)
