@@ -100,6 +100,16 @@ def test_a_restored_loader_yields_the_rest_of_its_epoch(corpora, source, workers
     assert resumed.state_dict() == {"epoch": 1, "batches": 6, "workers": workers}
 
 
+@pytest.mark.parametrize("position", [{"batches": 6}, {"batches": 4, "epoch_batches": 4}])
+def test_a_finished_epochs_position_starts_the_next_epoch(corpora, position):
+    """An epoch over (all its batches, or limit_train_batches' worth): the next one."""
+    reference = datamodule(corpora["synthetic"], 0).train_dataloader()
+    epochs = [[fingerprint(b) for b in reference] for _ in range(3)]
+    resumed = datamodule(corpora["synthetic"], 0).train_dataloader()
+    resumed.load_state_dict({"epoch": 1, "workers": 0, **position})
+    assert [fingerprint(b) for b in resumed] == epochs[2]
+
+
 # ---- killed and resumed training runs ---------------------------------------------------------
 
 BATCHES_PER_EPOCH = 6  # 96 clips in batches of 16

@@ -69,7 +69,7 @@ class EpochLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         epoch, done = state["epoch"], state["batches"]
-        if done >= len(self):  # that epoch was over: the next one starts at its beginning
+        if done >= state.get("epoch_batches", len(self)):  # over: the next one starts afresh
             epoch, done = epoch + 1, 0
         self._next_epoch, self._resume_at = epoch, done
         if state["workers"] != self.num_workers and getattr(
@@ -225,7 +225,12 @@ class AudioDataModule(pl.LightningDataModule):
         """
         trainer = self.trainer
         loader = trainer.train_dataloader if trainer is not None else None
-        return {"train_position": loader.state_dict()} if isinstance(loader, EpochLoader) else {}
+        if not isinstance(loader, EpochLoader):
+            return {}
+        # limit_train_batches may end an epoch before the loader runs out
+        return {
+            "train_position": {**loader.state_dict(), "epoch_batches": trainer.num_training_batches}
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._train_position = state_dict.get("train_position")
