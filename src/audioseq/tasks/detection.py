@@ -16,10 +16,12 @@ chunks without gradients, and score events with the rule ``audioseq-stream`` use
 """
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import ParallelStrategy
 from torchmetrics import MaxMetric, MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -155,10 +157,17 @@ class FrameDetector(AudioTask):
 
     def _backward(self, loss: torch.Tensor, last_of_batch: bool) -> None:
         """Back-propagate one chunk; step the optimiser every ``accumulate`` chunks (and at
-        the epoch's last chunk), clipping the gradients as ``trainer.gradient_clip_*`` say."""
-        self.manual_backward(loss / self.accumulate)
+        the epoch's last chunk), clipping the gradients as ``trainer.gradient_clip_*`` say.
+        Under DDP only the backward pass of a chunk that steps all-reduces the gradients
+        (every rank decides alike: the counts are the same on all of them); the ones
+        before it accumulate locally, as DDP's ``no_sync`` is meant for."""
         self._pending += 1
-        if self._pending < self.accumulate and not (last_of_batch and self.trainer.is_last_batch):
+        steps = self._pending == self.accumulate or (last_of_batch and self.trainer.is_last_batch)
+        strategy = self.trainer.strategy
+        local = not steps and isinstance(strategy, ParallelStrategy)
+        with strategy.block_backward_sync() if local else nullcontext():
+            self.manual_backward(loss / self.accumulate)
+        if not steps:
             return
         optimizer = self.optimizers()
         if self.hparams.gradient_clip_val:
@@ -262,14 +271,17 @@ class FrameDetector(AudioTask):
         self.log(f"{stage}/frame_acc", acc, prog_bar=stage == "val")
 
     def _log_events(self, stage: str) -> torch.Tensor:
-        """``stage/event_precision``, ``_recall`` and ``_f1`` from the counts of all ranks."""
+        """``stage/event_precision``, ``_recall`` and ``_f1`` from the counts of all ranks
+        (the same on every rank: ``sync_dist`` only keeps Lightning from warning that an
+        epoch value logged under DDP may differ between ranks)."""
         counts = [
             float(getattr(self, f"{stage}_{n}").compute())
             for n in ("hits", "false_alarms", "misses")
         ]
         scores = f_scores(*counts)
         for name, value in zip(("precision", "recall", "f1"), scores, strict=True):
-            self.log(f"{stage}/event_{name}", value, prog_bar=name == "f1" and stage == "val")
+            shown = name == "f1" and stage == "val"
+            self.log(f"{stage}/event_{name}", value, prog_bar=shown, sync_dist=True)
         for name in ("hits", "false_alarms", "misses"):
             getattr(self, f"{stage}_{name}").reset()
         return torch.tensor(scores[2])
