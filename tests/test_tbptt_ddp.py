@@ -2,7 +2,8 @@
 the defaults a user gets: each rank trains on its own recordings of different lengths,
 so the ranks' batches need different chunk counts; the rank that runs out takes zero
 steps with the other, both take the same optimiser steps, and the gradients are
-all-reduced at every step (the ranks end with the weights rank 0 saved)."""
+all-reduced at every step (the ranks end with the weights rank 0 saved). Manifests, and
+shards made from them (each rank its own recordings from the shards' epoch plan)."""
 
 import json
 import os
@@ -12,6 +13,8 @@ import pytest
 import torch
 from long_recordings import write_dialling_manifest
 from processes import train
+
+from audioseq.data.shard_writer import input_entries, write_shards
 
 #: Per rank: each training batch's own chunk count, the optimiser steps, and the weights.
 PROBE = """
@@ -46,9 +49,21 @@ class ChunkProbe(pl.Callback):
 SECONDS = [2.5, 12.2, 6.0, 3.1, 9.4, 2.2, 4.8, 7.7]
 
 
-@pytest.mark.parametrize("accumulate", [1, 2])
+def data_overrides(source: str, manifests: dict[str, Path]) -> list[str]:
+    """``data=manifest`` on the manifests, or ``data=shards`` on shards made from them."""
+    if source == "manifest":
+        return [f"data.{split}_manifest={path}" for split, path in manifests.items()]
+    folders = {split: path.parent.parent / "shards" / split for split, path in manifests.items()}
+    for split, folder in folders.items():
+        write_shards(input_entries(manifests[split]), folder, 2, progress=False)
+    return [f"data.{split}_shards={folder}" for split, folder in folders.items()]
+
+
+@pytest.mark.parametrize(
+    ("source", "accumulate"), [("manifest", 1), ("manifest", 2), ("shards", 1)]
+)
 def test_ddp_tbptt_ranks_step_together_on_synchronised_gradients(
-    tmp_path: Path, accumulate: int
+    tmp_path: Path, source: str, accumulate: int
 ) -> None:
     (tmp_path / "ddp_probe.py").write_text(PROBE)
     manifests = {
@@ -59,8 +74,8 @@ def test_ddp_tbptt_ranks_step_together_on_synchronised_gradients(
     run_dir = tmp_path / "run"
     train(
         "task=detect",
-        "data=manifest",
-        *(f"data.{split}_manifest={path}" for split, path in manifests.items()),
+        f"data={source}",
+        *data_overrides(source, manifests),
         "data.augment.time_shift_seconds=0",
         "trainer=ddp_cpu",
         "data.batch_size=2",

@@ -17,12 +17,24 @@ from pathlib import Path
 
 from webdataset.shardlists import expand_urls
 
+from audioseq.data.frame_labels import BACKGROUND
 from audioseq.data.shard_io import ShardReader, join, local_path, parent, read_bytes, scheme
 from audioseq.errors import ConfigError, DataError
 
 INDEX_NAME = "index.json"
 FORMAT = "audioseq-shards/1"
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def sample_labels(meta: dict) -> Counter:
+    """What a sample counts towards its shard's labels: its ``label``; a long recording
+    with ``events`` (task=detect) counts the background once and each event's label, so
+    an index of such recordings lists the background among its classes."""
+    events = meta.get("events")
+    if isinstance(events, list):
+        named = [str(e["label"]) for e in events if isinstance(e, dict) and "label" in e]
+        return Counter([BACKGROUND, *named])
+    return Counter() if meta.get("label") is None else Counter([str(meta["label"])])
 
 
 @dataclass
@@ -79,8 +91,7 @@ def scan_shard(url: str, reader: ShardReader) -> ShardInfo:
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
         if isinstance(meta, dict):
-            if meta.get("label") is not None:
-                labels[str(meta["label"])] += 1
+            labels.update(sample_labels(meta))
             if isinstance(meta.get("duration"), int | float):
                 seconds += float(meta["duration"])
     return ShardInfo(url, count, seconds, dict(labels))

@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from audioseq import SAMPLE_RATE
 from audioseq.data.audio_io import read_audio
 from audioseq.data.entries import Entry
 from audioseq.data.manifest import read_manifest
-from audioseq.data.shard_index import FORMAT, INDEX_NAME
+from audioseq.data.shard_index import FORMAT, INDEX_NAME, sample_labels
 from audioseq.data.skipping import SkipPolicy
 from audioseq.errors import ConfigError, DataError
 
@@ -85,7 +85,11 @@ class _Shard:
 
     def add(self, key: str, audio: torch.Tensor, entry: Entry, flac: bool) -> None:
         seconds = audio.shape[0] / SAMPLE_RATE
-        meta = {"label": entry.label, "duration": round(seconds, 6), "source": str(entry.path)}
+        meta: dict = {"duration": round(seconds, 6), "source": str(entry.path)}
+        if entry.events is None:
+            meta["label"] = entry.label
+        else:  # a long recording for task=detect: its events, as the manifest gave them
+            meta["events"] = [asdict(event) for event in entry.events]
         self.writer.write(
             {
                 "__key__": key,
@@ -94,7 +98,7 @@ class _Shard:
             }
         )
         self.count, self.seconds = self.count + 1, self.seconds + seconds
-        self.labels[str(entry.label)] += 1
+        self.labels.update(sample_labels(meta))
 
     def close(self) -> dict:
         self.writer.close()
@@ -141,8 +145,8 @@ def write_shards(
         with bar:
             for entry in bar.track(entries, description=f"shards -> {out_dir}"):
                 try:
-                    if entry.label is None:
-                        raise DataError("no 'label'", "no_label")
+                    if entry.label is None and entry.events is None:
+                        raise DataError("no 'label' and no 'events'", "no_label")
                     audio = read_audio(entry.path, entry.offset, entry.duration)
                 except DataError as e:
                     policy(e, entry.where, str(entry.path))

@@ -2,7 +2,9 @@
 
 A sample is ``KEY.wav`` (or ``.flac``) plus ``KEY.json`` with at least ``label`` and
 ``duration``; ``scripts/make_shards.py`` writes them with an ``index.json`` whose counts
-fix each epoch's length up front.
+fix each epoch's length up front. A long recording for task=detect has ``events`` instead
+of a label (from a manifest's lines): the index's classes then include the background,
+class 0, and each recording gets frame labels from its events, uncropped.
 
 Rank/worker policy (details in ``shard_plan``): the epoch's shard order (reshuffled each
 training epoch from ``(seed, epoch)``) is one long sequence of samples; each rank owns a
@@ -48,7 +50,9 @@ from audioseq.data.augment import clip_generator
 from audioseq.data.clip_dataset import seconds_to_samples
 from audioseq.data.clips import crop
 from audioseq.data.collate import Batch, collate
+from audioseq.data.event_clips import check_event_spec, event_frame_labels
 from audioseq.data.example import Example
+from audioseq.data.frame_labels import BACKGROUND, Event, parse_events
 from audioseq.data.partition import resumed_workers
 from audioseq.data.shard_index import ShardInfo, resolve_shards
 from audioseq.data.shard_io import ShardReader
@@ -90,6 +94,10 @@ class ShardBatches(IterableDataset):
         self.clip_samples = seconds_to_samples(spec.clip_seconds)
         self.min_samples = seconds_to_samples(spec.min_seconds)
         self.policy = SkipPolicy(spec.on_error)
+        # Classes that start with the background: long recordings with events (task=detect).
+        self.events = next(iter(label_index), None) == BACKGROUND
+        if self.events:
+            check_event_spec(spec, "shards")
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -176,10 +184,11 @@ class ShardBatches(IterableDataset):
 
     def _example(self, sample: dict, url: str, key: str) -> Example | None:
         meta = sidecar(sample, url, key)
+        events = self._events(meta, f"{url}:{key}.json") if self.events else None
         label = meta.get("label")
-        if label is None:
+        if events is None and label is None:
             raise DataError(f"{url}:{key}.json: no 'label'", "no_label")
-        if str(label) not in self.label_index:
+        if events is None and str(label) not in self.label_index:
             raise DataError(
                 f"{url}:{key}.json: unknown label {str(label)!r} "
                 f"(labels: {sorted(self.label_index)})",
@@ -206,7 +215,26 @@ class ShardBatches(IterableDataset):
             audio = self.spec.augment(audio, generator)
         if self.clip_samples is not None:
             audio = crop(audio, self.clip_samples, random=train, generator=generator)
-        return Example(f"{url.rsplit('/', 1)[-1]}/{key}", audio, self.label_index[str(label)])
+        name = f"{url.rsplit('/', 1)[-1]}/{key}"
+        if events is not None:
+            return Example(
+                name, audio, frame_labels=event_frame_labels(events, self.label_index, len(audio))
+            )
+        return Example(name, audio, self.label_index[str(label)])
+
+    def _events(self, meta: dict, where: str) -> tuple[Event, ...]:
+        """A long recording's events (task=detect), every label one of the classes."""
+        if "events" not in meta:
+            raise DataError(f"{where}: no 'events' (these shards' classes are events)", "no_label")
+        events = parse_events(meta["events"], where)
+        for event in events:
+            if event.label not in self.label_index:
+                raise DataError(
+                    f"{where}: unknown event label {event.label!r} "
+                    f"(labels: {list(self.label_index)})",
+                    "unknown_label",
+                )
+        return events
 
 
 @cache
@@ -282,6 +310,8 @@ class ShardSource:
             if spec:
                 self._shards[split], labels = resolve_shards(_plain(spec), self.reader)
                 seen = seen or labels
+        if self.labels is None and BACKGROUND in seen:  # recordings with events: class 0
+            seen = [BACKGROUND, *(label for label in seen if label != BACKGROUND)]
         self.labels = [str(label) for label in (seen if self.labels is None else self.labels)]
         if not self.labels:
             raise ConfigError("data=shards: no labels in the index; set data.labels")
