@@ -195,6 +195,10 @@ COMBINATIONS: tuple[tuple[tuple[str, ...], Callable[..., bool], str], ...] = (
      "data.min_seconds must not exceed data.max_seconds"),
     (("model.freeze_encoder", "model.init_from"), lambda frozen, start: not frozen or start,
      "model.freeze_encoder=true needs model.init_from (an encoder to keep)"),
+    (("task._target_", "data.task"),
+     lambda target, kind: kind != "dialling" or not target.endswith(".AudioClassifier"),
+     "data.task=dialling makes long recordings labelled at every frame: train them with "
+     "task=detect, not task=classify"),
     (("trainer.min_epochs", "trainer.max_epochs"),
      lambda lo, hi: lo is None or hi == -1 or lo <= hi,
      "trainer.min_epochs must not exceed trainer.max_epochs"),

@@ -48,7 +48,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model, saved = load_checkpoint(to_absolute_path(cfg.ckpt_path))
     settings = data_settings(cfg, saved, list(HydraConfig.get().overrides.task))
     datamodule = AudioDataModule(**settings)
-    if getattr(model, "uses_labels", True) and datamodule.labels != model.labels:
+    # A detector's labels name its frame classes: the data's must be the same, in order.
+    named = getattr(model, "uses_labels", True) or getattr(model, "frame_level", False)
+    if named and datamodule.labels != model.labels:
         raise ConfigError(
             f"data labels {datamodule.labels} differ from the checkpoint's {model.labels}"
         )

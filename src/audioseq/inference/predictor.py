@@ -78,6 +78,12 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Predictor":
         """Everything comes from the checkpoint: weights, frontend, labels, sample rate."""
         model, _ = load_checkpoint(path)
+        if getattr(model, "frame_level", False):
+            raise ConfigError(
+                f"ckpt_path: {path}: a task=detect checkpoint finds events in recordings, not "
+                "a label per clip: audioseq-stream ckpt_path=... input=FILE prints a "
+                "recording's events, audioseq-eval ckpt_path=... scores them on annotated data"
+            )
         if not isinstance(model, AudioClassifier):
             raise ConfigError(
                 f"ckpt_path: {path}: predict needs a classifier checkpoint "
