@@ -3,6 +3,7 @@ next step and exits with 75; ``resume=RUN_DIR`` then finishes the run in the sam
 and TensorBoard run. And what ``resume=`` refuses."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -38,9 +39,12 @@ def start(run_dir: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def signal_after_first_epoch(process: subprocess.Popen, run_dir: Path, signum: int) -> str:
-    """Wait until epoch 0 has written its checkpoint, send ``signum``; the stderr of the
-    process, which must exit with 75 (a hang fails with every process's stacks)."""
+def signal_after_first_epoch(
+    process: subprocess.Popen, run_dir: Path, signum: int, whole_job: bool = False
+) -> str:
+    """Wait until epoch 0 has written its checkpoint, send ``signum`` (to every process of
+    the job, loader workers too, with ``whole_job``); the stderr of the process, which
+    must exit with 75 (a hang fails with every process's stacks)."""
     first = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while not first.exists():
@@ -52,7 +56,10 @@ def signal_after_first_epoch(process: subprocess.Popen, run_dir: Path, signum: i
             process.kill()
             pytest.fail("no checkpoint after 240 s")
         time.sleep(0.2)
-    process.send_signal(signum)
+    if whole_job:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     try:
         _, stderr = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
@@ -79,6 +86,15 @@ def test_a_signal_saves_last_ckpt_and_resume_finishes_the_run(tmp_path, signum):
     assert steps == sorted(set(steps)), "TensorBoard has duplicate or out-of-order steps"
     events = list(run_dir.rglob("events.out.tfevents.*"))
     assert {e.parent for e in events} == {run_dir}  # one TensorBoard run, not a second folder
+
+
+def test_a_signal_to_the_whole_job_reaches_workers_and_still_exits_75(tmp_path):
+    """SLURM and a shell's ``kill %1`` signal every process of a job: the loader workers
+    ignore it (they used to die of it, and the run then failed or aborted in glibc)."""
+    run_dir = tmp_path / "run"
+    stderr = signal_after_first_epoch(start(run_dir), run_dir, signal.SIGTERM, whole_job=True)
+    assert "stopped by a signal at step" in stderr
+    assert "killed by signal" not in stderr
 
 
 def test_ddp_ranks_stop_together_and_save_once(tmp_path):

@@ -11,6 +11,12 @@ an HPC checkpoint and requeues the job.
 
 The training command then prints one line and exits with :data:`EXIT_PREEMPTED` (75,
 ``EX_TEMPFAIL``: try again); ``audioseq-train resume=RUN_DIR`` continues the run.
+
+Schedulers signal every process of a job (SLURM's job step, a shell's ``kill %1``), the
+DataLoader workers too; a worker killed by the signal made the main process fail with
+"DataLoader worker ... is killed by signal" (or abort in glibc, "corrupted size vs.
+prev_size") while it stopped, instead of saving and exiting with 75. The workers
+therefore ignore these signals (:func:`loader_worker_init`): the main process ends them.
 """
 
 import os
@@ -20,9 +26,22 @@ from types import FrameType
 
 import lightning.pytorch as pl
 from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 EXIT_PREEMPTED = 75
+#: What a scheduler sends before it stops a job.
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def loader_worker_init(worker_id: int) -> None:
+    """A DataLoader worker's ``worker_init_fn``: ignore :data:`SIGNALS`, then seed as
+    Lightning does for ``seed_everything(workers=True)`` (it adds its own seeding only to
+    loaders without a ``worker_init_fn``)."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id)
 
 
 def _as_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ from hydra.utils import get_class
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from audioseq import SAMPLE_RATE
+from audioseq.callbacks.preemption import loader_worker_init
 from audioseq.data.augment import WaveformAugment
 from audioseq.data.bucketing import DurationBucketSampler
 from audioseq.data.cache import CacheBudget
@@ -262,6 +263,7 @@ class AudioDataModule(pl.LightningDataModule):
             # so starting a loader (which a resumed run does at other moments than an
             # uninterrupted one) leaves the training's draws (dropout, SpecAugment) alone.
             generator=torch.Generator().manual_seed(self.hparams.seed),
+            worker_init_fn=loader_worker_init,  # workers leave SIGTERM to this process
         )
         if split == "train":
             return self._train_loader(dataset, common)
