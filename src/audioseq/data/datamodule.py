@@ -55,9 +55,10 @@ class EpochLoader(DataLoader):
     batch sampler and map-style dataset, which epoch that is (Lightning calls ``set_epoch``
     on plain samplers only). It counts the batches it has handed to the training loop
     (workers may have made more: those are not counted) and, having ``state_dict`` and
-    ``load_state_dict``, is saved in every Lightning checkpoint. Lightning restores it
-    before a resumed epoch's ``iter()`` and expects only the epoch's remaining batches
-    (it skips none itself): the dataset or sampler is told to leave the others out.
+    ``load_state_dict``, is saved in every Lightning checkpoint. Restored before a resumed
+    epoch's ``iter()`` (by Lightning, or by the DataModule: see its ``state_dict``), it
+    yields only the epoch's remaining batches, which is what Lightning expects (it skips
+    none itself): the dataset or sampler is told to leave the others out.
     """
 
     def __init__(self, *args: Any, first_epoch: int = 0, **kwargs: Any) -> None:
@@ -73,8 +74,10 @@ class EpochLoader(DataLoader):
         if done >= state.get("epoch_batches", len(self)):  # over: the next one starts afresh
             epoch, done = epoch + 1, 0
         self._next_epoch, self._resume_at = epoch, done
-        if state["workers"] != self.num_workers and getattr(
-            self.dataset, "batches_depend_on_workers", False
+        if (
+            done
+            and state["workers"] != self.num_workers
+            and getattr(self.dataset, "batches_depend_on_workers", False)
         ):
             log.warning(
                 "data.num_workers changed from %d to %d: the rest of epoch %d is not the "
