@@ -42,6 +42,20 @@ class Hung(Exception):
     """The command outlived its timeout (the message holds every thread's stack)."""
 
 
+def _warnings_as_a_process_shows_them() -> None:
+    """Python's own filters, and warnings printed to stderr (where a user sees them and a
+    test reads them) instead of into pytest's record."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
+
+
 @contextlib.contextmanager
 def _restored_process_state() -> Iterator[None]:
     """Put back what a command may change in the process it runs in."""
@@ -60,6 +74,7 @@ def _restored_process_state() -> Iterator[None]:
     )
     try:
         with warnings.catch_warnings():
+            _warnings_as_a_process_shows_them()
             yield
     finally:
         from hydra.core.global_hydra import GlobalHydra

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import torch
-from test_train_cli import run_cli
+from in_process import audioseq
 from tiny_classifier import TEST_CLIPS, tiny_classifier_run
 from torchmetrics.classification import (
     MulticlassConfusionMatrix,
@@ -25,7 +25,7 @@ def evaluated(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """An eval run of the shared tiny checkpoint from ckpt_path alone: (run dir, process)."""
     checkpoint = tiny_classifier_run(tmp_path_factory) / "checkpoints" / "best.ckpt"
     work = tmp_path_factory.mktemp("eval")
-    result = run_cli(
+    result = audioseq(
         "eval",
         f"ckpt_path={checkpoint}",
         f"hydra.run.dir={work / 'run'}",

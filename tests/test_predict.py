@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_train_cli import run_cli
+from in_process import audioseq
 from tiny_classifier import tiny_classifier_run
 
 from audioseq.data.audio_io import read_audio
@@ -239,7 +239,7 @@ def test_writer_refuses_unknown_formats_and_keeps_old_files(predictor, corpus, t
 
 def test_cli_writes_json_lines_into_its_run_directory(checkpoint, model, corpus, tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = audioseq(
         "predict",
         f"ckpt_path={checkpoint}",
         f"inputs=[{corpus / 'clips'},{corpus / 'list.jsonl'},{corpus / 'long.wav'}]",
@@ -276,7 +276,7 @@ def test_cli_writes_json_lines_into_its_run_directory(checkpoint, model, corpus,
 
 
 def test_cli_writes_csv_and_skips_unreadable_inputs(checkpoint, corpus, tmp_path) -> None:
-    result = run_cli(
+    result = audioseq(
         "predict",
         f"ckpt_path={checkpoint}",
         f"inputs=[{corpus / 'bad.wav'},{corpus / 'clips'}]",
@@ -310,13 +310,13 @@ def test_cli_writes_csv_and_skips_unreadable_inputs(checkpoint, corpus, tmp_path
 def test_cli_input_error_is_one_line(checkpoint, corpus, tmp_path) -> None:
     """What the user sees for a bad input (the other errors above take the same way out)."""
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = audioseq(
         "predict",
         f"ckpt_path={checkpoint}",
         "inputs=[clips/a_16k.wav,bad.wav]",  # relative to the working directory
         f"hydra.run.dir={run_dir}",
         cwd=corpus,
-        check=False,
+        returncode=None,
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr

@@ -1,7 +1,6 @@
 """End to end through the real entry points: Hydra, Lightning, TensorBoard files, checkpoints."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,6 @@ QUICK = [
     "trainer.max_epochs=2",
     "features.stats_batches=4",
 ]
-
-
-def run_cli(name: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``audioseq-NAME OVERRIDES`` in this process (exit status 0 or the test fails)."""
-    return audioseq(name, *overrides, cwd=cwd, timeout=900)
 
 
 def tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:
@@ -105,7 +99,7 @@ def test_eval_reproduces_the_test_metric(trained: Path, tmp_path: Path) -> None:
 
 def test_eval_accepts_data_overrides(trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    run_cli(
+    audioseq(
         "eval",
         f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
         "data.test_size=40",
@@ -125,7 +119,7 @@ def test_resolved_config_reproduces_the_run(trained: Path) -> None:
 @pytest.mark.slow
 def test_default_training_reaches_095(tmp_path: Path) -> None:
     """What `make train` promises: the default config reaches val accuracy >= 0.95."""
-    run_cli("train", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    audioseq("train", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val/acc_best"] >= 0.95, metrics
     assert metrics["test/acc"] >= 0.95, metrics
@@ -133,7 +127,7 @@ def test_default_training_reaches_095(tmp_path: Path) -> None:
 
 def test_csv_and_tensorboard_loggers_together(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_cli(
+    audioseq(
         "train",
         "debug=fast",
         "logger=many",
@@ -149,7 +143,7 @@ def test_the_same_seed_and_config_give_the_same_metrics(trained: Path, tmp_path:
     """A second run of the shared run's command, on CPU, with a loader worker: every
     metric the same (training is deterministic where it runs: same data, same draws)."""
     again = tmp_path / "again"
-    run_cli("train", *QUICK, f"hydra.run.dir={again}", cwd=tmp_path)
+    audioseq("train", *QUICK, f"hydra.run.dir={again}", cwd=tmp_path)
     first = json.loads((trained / "metrics.json").read_text())
     second = json.loads((again / "metrics.json").read_text())
     for key, value in first.items():

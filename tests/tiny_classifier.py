@@ -4,7 +4,7 @@ predict and eval-report tests (a few batches: its accuracy does not matter to th
 from pathlib import Path
 
 import pytest
-from test_train_cli import run_cli
+from in_process import audioseq
 
 #: Clips in the test split of the run (eval reports must count exactly these).
 TEST_CLIPS = 48
@@ -29,6 +29,6 @@ def tiny_classifier_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     session = tmp_path_factory.getbasetemp()
     if session not in _RUNS:
         work = tmp_path_factory.mktemp("tiny_classifier")
-        run_cli("train", *TINY, f"hydra.run.dir={work / 'run'}", cwd=work)
+        audioseq("train", *TINY, f"hydra.run.dir={work / 'run'}", cwd=work)
         _RUNS[session] = work / "run"
     return _RUNS[session]
