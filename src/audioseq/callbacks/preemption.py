@@ -16,11 +16,12 @@ Schedulers signal every process of a job (SLURM's job step, a shell's ``kill %1`
 DataLoader workers too; a worker killed by the signal made the main process fail with
 "DataLoader worker ... is killed by signal" (or abort in glibc, "corrupted size vs.
 prev_size") while it stopped, instead of saving and exiting with 75. The workers
-therefore ignore these signals (:func:`loader_worker_init`): the main process ends them.
+therefore ignore these signals unless their parent sends them (:func:`loader_worker_init`).
 """
 
 import os
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -35,13 +36,22 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """A DataLoader worker's ``worker_init_fn``: ignore :data:`SIGNALS`, then seed as
-    Lightning does for ``seed_everything(workers=True)`` (it adds its own seeding only to
-    loaders without a ``worker_init_fn``)."""
-    for signum in SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    """A DataLoader worker's ``worker_init_fn``: :data:`SIGNALS` from anyone but the
+    worker's parent are ignored (the parent's own ``terminate()`` at shutdown still ends
+    it), then seeding as Lightning does for ``seed_everything(workers=True)`` (it adds its
+    own only to loaders without a ``worker_init_fn``)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # threads started later inherit it
+    threading.Thread(target=_obey_parent_only, args=(os.getppid(),), daemon=True).start()
     if int(os.environ.get("PL_SEED_WORKERS", 0)):
         pl_worker_init_function(worker_id)
+
+
+def _obey_parent_only(parent: int) -> None:
+    """Wait for :data:`SIGNALS`; one the parent sent (shutting its workers down) ends the
+    process quietly: a nonzero status would make the parent report a failed worker."""
+    while True:
+        if signal.sigwaitinfo(SIGNALS).si_pid == parent:
+            os._exit(0)
 
 
 def _as_sigterm(signum: int, frame: FrameType | None) -> None:
