@@ -11,11 +11,13 @@ class DurationBucketSampler(Sampler[list[int]]):
     """A DDP-aware batch sampler that groups clips of similar duration.
 
     Clips are sorted into ``num_buckets`` duration quantiles; each epoch every bucket is
-    shuffled (from ``seed`` and the epoch) and cut into batches, and the batches are
-    shuffled. Every rank gets the same number of batches: in training the surplus batches
-    are dropped (``drop_last``), in evaluation the batch list wraps around so every clip is
-    seen (a few twice). Clips without a declared duration share one bucket, so with
-    ``num_buckets=1`` and no durations this is a plain seeded shuffle.
+    shuffled (from ``seed`` and the epoch) and cut into batches; the full batches are
+    shuffled and the partial ones (at most one per bucket) come last, as a shuffling
+    DataLoader leaves its last batch. Every rank gets the same number of batches: in
+    training the surplus batches (partial ones first) are dropped (``drop_last``), in
+    evaluation the batch list wraps around so every clip is seen (a few twice). Clips
+    without a declared duration share one bucket, so with ``num_buckets=1`` and no
+    durations this is a plain seeded shuffle.
     """
 
     def __init__(
@@ -58,8 +60,9 @@ class DurationBucketSampler(Sampler[list[int]]):
                 order[i : i + self.batch_size].tolist()
                 for i in range(0, len(order), self.batch_size)
             ]
-        if self.shuffle:
+        if self.shuffle:  # full batches in random order, then each bucket's partial one
             batches = [batches[i] for i in rng.permutation(len(batches))]
+            batches.sort(key=lambda batch: len(batch) < self.batch_size)  # stable
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
