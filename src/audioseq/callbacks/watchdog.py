@@ -10,7 +10,10 @@ seconds, it writes every thread's Python stack into
 last progress and where the trainer thread waits, and ends the process with
 ``os._exit(HANG_EXIT_STATUS)``: 124, the status of ``timeout(1)``. Before exiting it waits
 (at most ``GRACE_S``) until every rank's dump exists, so that its exit does not break a
-peer's collective before that peer has dumped too.
+peer's collective before that peer has dumped too. The other ranks of a node then give
+its rank 0 up to ``STAGGER_S`` to exit first: under Lightning's DDP launcher rank 0 is
+their parent, and a child's exit makes it SIGKILL the whole job (the shell would see 137
+instead of 124).
 """
 
 import faulthandler
@@ -27,11 +30,12 @@ import lightning.pytorch as pl
 from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
 
 import audioseq
-from audioseq.errors import ConfigError
+from audioseq.config_schema import check
 from audioseq.heartbeat import beat, last
 
 HANG_EXIT_STATUS = 124  # like timeout(1): the run was stopped because it made no progress
 GRACE_S = 30.0  # the longest a hung rank waits for its peers' dumps before exiting
+STAGGER_S = 3.0  # the longest a node's other ranks wait for its rank 0 to exit first
 _PACKAGE = os.path.dirname(os.path.abspath(audioseq.__file__)) + os.sep
 _HOOKS = {
     name
@@ -78,8 +82,8 @@ class HangWatchdog(pl.Callback):
     """
 
     def __init__(self, timeout_s: float = 300, multi_process_only: bool = True) -> None:
-        if not timeout_s > 0:
-            raise ConfigError(f"callbacks.watchdog.timeout_s={timeout_s}: must be > 0 seconds")
+        check("callbacks.watchdog.timeout_s", timeout_s)  # the config schema's rules
+        check("callbacks.watchdog.multi_process_only", multi_process_only)
         self.timeout_s = float(timeout_s)
         self.multi_process_only = multi_process_only
         self._exit = os._exit  # tests replace it
@@ -92,6 +96,7 @@ class HangWatchdog(pl.Callback):
             rank, size = trainer.global_rank, trainer.world_size
             self._dump = Path(trainer.default_root_dir) / "hang" / f"rank{rank}.txt"
             self._who, self._size = f"rank {rank}/{size}", size
+            self._local_rank = trainer.local_rank
             self._armed_at, self._target = time.time(), threading.get_ident()
             beat(f"setup of {getattr(stage, 'value', stage)}")
             self._stop = threading.Event()
@@ -138,6 +143,8 @@ class HangWatchdog(pl.Callback):
                 os.write(2, f"{line}; stacks in {shown}\n".encode())
                 os.replace(partial, self._dump)  # complete dumps only: peers wait for these
                 self._await_peers()
+                if self._local_rank != 0:
+                    self._await_parent_exit()
             except OSError as error:
                 os.write(2, f"{line}; stacks not written ({error}), here instead:\n".encode())
                 faulthandler.dump_traceback(2, all_threads=True)
@@ -151,6 +158,14 @@ class HangWatchdog(pl.Callback):
         while time.monotonic() < deadline:
             if all(p.exists() and p.stat().st_mtime >= self._armed_at - 1 for p in peers):
                 return
+            time.sleep(0.05)
+
+    @staticmethod
+    def _await_parent_exit() -> None:
+        """Until the parent process (rank 0 under Lightning's launcher; torchrun's agent,
+        which stays, otherwise) has gone or ``STAGGER_S`` is over."""
+        parent, deadline = os.getppid(), time.monotonic() + STAGGER_S
+        while os.getppid() == parent and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
