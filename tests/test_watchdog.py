@@ -21,6 +21,7 @@ def fake_trainer(tmp_path: Path, world_size: int = 1) -> SimpleNamespace:
     return SimpleNamespace(
         world_size=world_size,
         global_rank=0,
+        local_rank=0,
         default_root_dir=str(tmp_path),
         current_epoch=0,
         sanity_checking=False,
@@ -43,7 +44,7 @@ class Stuck(pl.Callback):
 
 @pytest.mark.parametrize("timeout_s", [0, -5])
 def test_timeout_must_be_positive(timeout_s: float) -> None:
-    with pytest.raises(ConfigError, match=r"^callbacks\.watchdog\.timeout_s=-?\d.*must be > 0"):
+    with pytest.raises(ConfigError, match=r"^callbacks\.watchdog\.timeout_s=-?\d.*must be a number > 0"):
         HangWatchdog(timeout_s=timeout_s)
 
 
