@@ -242,10 +242,10 @@ def test_same_seed_same_output_and_the_global_rng_works_too(noise_dir):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"time_shift_seconds": -0.1}, "time_shift_seconds must be a number >= 0"),
-        ({"gain_db": -3}, "gain_db must be a number >= 0"),
-        ({"gain_db": "loud"}, "gain_db must be a number >= 0"),
-        ({"noise_prob": 1.5}, r"noise_prob must be in \[0, 1\]"),
+        ({"time_shift_seconds": -0.1}, "time_shift_seconds=-0.1: must be a number >= 0"),
+        ({"gain_db": -3}, "gain_db=-3: must be a number >= 0"),
+        ({"gain_db": "loud"}, "gain_db=loud: must be a number >= 0"),
+        ({"noise_prob": 1.5}, r"noise_prob=1.5: must be a number in \[0, 1\]"),
         ({"noise_prob": 0.5}, "noise_prob > 0 needs data.augment.noise_dir"),
         ({"noise_dir": "/no/such/folder"}, "noise_dir: folder not found"),
         ({"noise_snr_db": [20, 0]}, r"noise_snr_db must be \[low, high\]"),

@@ -30,7 +30,11 @@ DIALLING = ["_background_", *"0123456789*#"]
         (["model.encoder.bidirectional=true"], DIALLING, "task=detect needs a causal encoder"),
         (["model.pooling=max"], DIALLING, "task=detect classifies every frame, so model.pooling"),
         (["features=frames"], DIALLING, "task=detect needs causal features"),
-        (["task.tbptt_frames=0"], DIALLING, "task.tbptt_frames must be >= 1 or null"),
+        (
+            ["task.tbptt_frames=0"],
+            DIALLING,
+            "task.tbptt_frames=0: must be an integer >= 1 (or null)",
+        ),
     ],
 )
 def test_non_causal_or_unlabelled_set_ups_are_refused_in_one_line(overrides, labels, message):

@@ -144,8 +144,11 @@ def test_the_datamodule_gives_memory_batches_and_dtmf_stays_one_second():
 @pytest.mark.parametrize(
     ("options", "text"),
     [
-        ({"task": "memroy"}, "data.task must be one of"),
-        ({"task": "memory", "delay_seconds": -0.5}, "data.delay_seconds must be >= 0"),
+        ({"task": "memroy"}, "data.task=memroy: must be one of"),
+        (
+            {"task": "memory", "delay_seconds": -0.5},
+            "data.delay_seconds=-0.5: must be a number >= 0",
+        ),
         ({"delay_seconds": "long"}, "data.delay_seconds"),
     ],
 )

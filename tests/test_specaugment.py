@@ -114,8 +114,8 @@ def test_eval_mode_is_the_identity():
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"freq_masks": -1}, "freq_masks must be an integer >= 0"),
-        ({"time_width": 2.5}, "time_width must be an integer >= 0"),
+        ({"freq_masks": -1}, "freq_masks=-1: must be an integer >= 0"),
+        ({"time_width": 2.5}, "time_width=2.5: must be an integer >= 0"),
         ({"freq_masks": 1, "freq_width": 21}, r"freq_width must be in \[1, 20\]"),
         ({"freq_masks": 1, "freq_width": 0}, r"freq_width must be in \[1, 20\]"),
         ({"time_masks": 1, "time_width": 0}, "time_width must be >= 1"),

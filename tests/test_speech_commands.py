@@ -140,7 +140,7 @@ def test_silence_windows_are_1s_inside_the_noise_and_disjoint_across_splits(corp
 def test_bad_options(corpus):
     with pytest.raises(ConfigError, match=r"data.root is required"):
         SpeechCommandsSource()
-    with pytest.raises(ConfigError, match=r"data.label_set must be one of"):
+    with pytest.raises(ConfigError, match=r"data.label_set=v1_30: must be one of"):
         source(corpus, label_set="v1_30")
     with pytest.raises(ConfigError, match=r"sum below 1"):
         source(corpus, unknown_share=0.5, silence_share=0.5)

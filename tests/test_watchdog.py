@@ -44,7 +44,9 @@ class Stuck(pl.Callback):
 
 @pytest.mark.parametrize("timeout_s", [0, -5])
 def test_timeout_must_be_positive(timeout_s: float) -> None:
-    with pytest.raises(ConfigError, match=r"^callbacks\.watchdog\.timeout_s=-?\d.*must be a number > 0"):
+    with pytest.raises(
+        ConfigError, match=r"^callbacks\.watchdog\.timeout_s=-?\d.*must be a number > 0"
+    ):
         HangWatchdog(timeout_s=timeout_s)
 
 

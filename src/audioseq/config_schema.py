@@ -1,5 +1,6 @@
-"""The typed schema of the training config: every key's type, range and choices, checked
-right after Hydra composes the config, before any data is read or model is built.
+"""The typed schema of every command's config: each key's type, range and choices, checked
+right after Hydra composes the config, before any checkpoint or data is read or any model
+is built.
 
 Without it a wrong value surfaced wherever it was first used: ``trainer.max_epochs=abc``
 as a traceback after start-up, ``features.n_mels=0`` after a whole epoch, inside a
@@ -10,7 +11,9 @@ Why a table of rules and not a structured-config dataclass per group: the groups
 different keys per option (``data=synthetic`` vs ``data=manifest``, ``model=ar`` vs
 ``model=lstm``) and ``trainer`` takes any of Lightning's many Trainer arguments, so the
 rules describe keys *where they are present*, and unknown keys stay the business of the
-class that receives them (which rejects them with its own one-line error).
+class that receives them (which rejects them with its own one-line error). Classes that
+users also build in Python (AudioDataModule, the encoders) call :func:`check` on their
+arguments, so both paths share one rule per key.
 """
 
 from collections.abc import Callable, Iterator
@@ -94,13 +97,12 @@ LIMIT = Rule("float", 0.0, null=True)
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true",
               "64", "16", "bf16", "transformer-engine")  # fmt: skip
 
-#: ``key`` (dotted, from the root of the train config) -> its rule, where the key exists.
+STR = Rule("str")
+POSITIVE = _num(0.0, open_low=True)
+ON_ERROR = _one_of("raise", "skip")
+
+#: A config group's ``key`` (dotted, from the config root) -> its rule, where the key exists.
 SCHEMA: dict[str, Rule] = {
-    "seed": _int(0),
-    "test": BOOL,
-    "decode": BOOL,  # audioseq-inspect
-    "imbalance_ratio": _num(1.0),  # audioseq-inspect
-    "progress": BOOL,  # audioseq-inspect
     "trainer.max_epochs": _int(-1),
     "trainer.min_epochs": _int(0, null=True),
     "trainer.max_steps": _int(-1),
@@ -123,7 +125,7 @@ SCHEMA: dict[str, Rule] = {
     "data.persistent_workers": BOOL,
     "data.pin_memory": Rule("bool", also=("auto",)),
     "data.clip_seconds": _num(0.0, open_low=True, null=True),
-    "data.on_error": _one_of("raise", "skip"),
+    "data.on_error": ON_ERROR,
     "data.min_seconds": _num(0.0, null=True),
     "data.max_seconds": _num(0.0, open_low=True, null=True),
     "data.bucketing": BOOL,
@@ -135,6 +137,10 @@ SCHEMA: dict[str, Rule] = {
     "data.test_size": _int(0),
     "data.task": _one_of("dtmf", "memory", "dialling"),
     "data.delay_seconds": _num(0.0),
+    "data.label_set": _one_of("all35", "v2_12"),  # speech_commands.LABEL_SETS (a test checks)
+    "data.shuffle_buffer": _int(0),
+    "data.retries": _int(0),
+    "data.timeout_seconds": POSITIVE,
     "data.augment.time_shift_seconds": _num(0.0),
     "data.augment.gain_db": _num(0.0),
     "data.augment.noise_prob": _num(0.0, 1.0),
@@ -162,10 +168,11 @@ SCHEMA: dict[str, Rule] = {
     "model.pooling": _one_of("last", "mean", "max", "attention", null=True),
     "model.head_dropout": FRACTION,
     "model.freeze_encoder": BOOL,
-    "task.optimizer.lr": _num(0.0, open_low=True),
+    "task.optimizer.lr": POSITIVE,
     "task.optimizer.weight_decay": _num(0.0),
     "task.label_smoothing": FRACTION,
     "task.tbptt_frames": _int(1, null=True),
+    "task.shift": _int(1),
     "task.smooth_ms": _num(0.0),
     "task.threshold": _num(0.0, 1.0),
     "task.refractory_ms": _num(0.0),
@@ -173,7 +180,52 @@ SCHEMA: dict[str, Rule] = {
     "task.mode": _one_of("min", "max"),
     "task.scheduler.warmup_steps": _int(0),
     "task.scheduler.min_lr_ratio": _num(0.0, 1.0),
+    "callbacks.nonfinite.action": _one_of("stop", "skip"),
+    "callbacks.gradient_flow.every_n_epochs": _int(1),
+    "callbacks.gradient_flow.max_clips": _int(1),
+    "callbacks.watchdog.timeout_s": POSITIVE,
+    "callbacks.watchdog.multi_process_only": BOOL,
 }
+
+#: Each command's own top-level keys (those of conf/<command>.yaml) -> their rules.
+COMMANDS: dict[str, dict[str, Rule]] = {
+    "train": {"seed": _int(0), "test": BOOL, "ckpt_path": Rule("str", null=True)},
+    "inspect": {"seed": _int(0), "decode": BOOL, "imbalance_ratio": _num(1.0), "progress": BOOL},
+    "eval": {"seed": _int(0), "ckpt_path": STR, "split": _one_of("test", "val")},
+    "predict": {
+        "ckpt_path": STR,
+        "top_k": _int(1),
+        "batch_size": _int(1),
+        "num_workers": _int(0),
+        "device": STR,
+        "window_seconds": _num(0.0, open_low=True, null=True),
+        "hop_seconds": _num(0.0, open_low=True, null=True),
+        "on_error": ON_ERROR,
+        "progress": BOOL,
+    },
+    "stream": {
+        "ckpt_path": STR,
+        "chunk_ms": POSITIVE,
+        "smooth_ms": _num(0.0, null=True),
+        "threshold": _num(0.0, 1.0, null=True),
+        "refractory_ms": _num(0.0, null=True),
+        "print_chunks": BOOL,
+        "output": Rule("str", null=True),
+        "device": STR,
+        "threads": _int(1, null=True),
+    },
+    "export": {
+        "ckpt_path": STR,
+        "format": _one_of("torchscript", "onnx"),
+        "chunk_ms": POSITIVE,
+        "output_dir": Rule("str", null=True),
+        "opset": _int(7),
+        "verify": BOOL,
+    },
+}
+
+#: Groups whose null values mean "as saved in the checkpoint" rather than a value to check.
+AS_SAVED: dict[str, tuple[str, ...]] = {"eval": ("data.",)}
 
 
 _ABSENT = object()
@@ -214,16 +266,28 @@ def _missing(node: Any, prefix: str = "") -> Iterator[str]:
         yield prefix.rstrip(".")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError (one line: key, value, what is allowed) for the first key of
-    ``cfg`` that breaks its rule, a required value that is missing, or a combination
-    that cannot work."""
+def check(key: str, value: Any, command: str | None = None) -> None:
+    """Raise ConfigError (one line: key, value, what is allowed) when ``value`` breaks the
+    rule of ``key``: a config group's key, or with ``command`` one of that command's own."""
+    rule = COMMANDS[command][key] if command else SCHEMA[key]
+    if not rule.accepts(value):
+        raise ConfigError(f"{key}={_show(value)}: must be {rule.describe()}")
+
+
+def validate(cfg: DictConfig, command: str) -> None:
+    """Raise ConfigError (one line) for the first key of ``command``'s composed ``cfg`` that
+    breaks its rule, a required value that is missing, or a combination that cannot work."""
     for key in _missing(OmegaConf.to_container(cfg, resolve=False)):
         raise ConfigError(f"{key}: a value is required (add {key}=...)")
-    for key, rule in SCHEMA.items():
+    as_saved = AS_SAVED.get(command, ())
+    for key in SCHEMA:
         present, value = _get(cfg, key)
-        if present and not rule.accepts(value):
-            raise ConfigError(f"{key}={_show(value)}: must be {rule.describe()}")
+        if present and not (value is None and key.startswith(as_saved)):
+            check(key, value)
+    for key in COMMANDS[command]:
+        present, value = _get(cfg, key)
+        if present:
+            check(key, value, command)
     for keys, test, message in COMBINATIONS:
         found = [_get(cfg, k) for k in keys]
         if all(present for present, _ in found) and not test(*(v for _, v in found)):

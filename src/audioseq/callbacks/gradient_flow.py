@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.tensorboard import tensorboard_writer
-from audioseq.errors import ConfigError
+from audioseq.config_schema import check
 from audioseq.models.cells import gru_step, lstm_step, rnn_step
 from audioseq.models.masking import frame_mask
 
@@ -236,8 +236,8 @@ class GradientFlowLogger(pl.Callback):
     """
 
     def __init__(self, every_n_epochs: int = 1, max_clips: int = 16) -> None:
-        if every_n_epochs < 1 or max_clips < 1:
-            raise ConfigError("callbacks.gradient_flow: every_n_epochs and max_clips must be >= 1")
+        check("callbacks.gradient_flow.every_n_epochs", every_n_epochs)  # the schema's rules
+        check("callbacks.gradient_flow.max_clips", max_clips)
         self.every_n_epochs, self.max_clips = every_n_epochs, max_clips
         self._batch: dict[str, Tensor] | None = None
         self._first: tuple[GradientFlow, str] | None = None

@@ -21,9 +21,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from audioseq.errors import AudioseqError, ConfigError
+from audioseq.config_schema import check
+from audioseq.errors import AudioseqError
 
-ACTIONS = ("stop", "skip")
 SHOWN = 5  # clips and parameters named in the message
 
 
@@ -35,10 +35,7 @@ class NonFiniteGuard(pl.Callback):
     """Checks every optimiser step's gradients; ``action`` is ``stop`` or ``skip``."""
 
     def __init__(self, action: str = "stop") -> None:
-        if action not in ACTIONS:
-            raise ConfigError(
-                f"callbacks.nonfinite.action must be one of {ACTIONS}, got {action!r}"
-            )
+        check("callbacks.nonfinite.action", action)  # the config schema's rule
         self.action = action
         self.keys: list[str] = []
 

@@ -21,6 +21,7 @@ from audioseq.cli.errors import report_errors
 from audioseq.cli.eval_report import ConfusionCollector, per_class, scores_table, write_report
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.quiet import quiet_lightning
+from audioseq.config_schema import validate
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.errors import ConfigError
 from audioseq.tasks.checkpoint import load_checkpoint
@@ -42,9 +43,8 @@ def data_settings(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    validate(cfg, "eval")  # before the checkpoint is read
     quiet_lightning()
-    if cfg.split not in ("test", "val"):
-        raise ConfigError(f"split must be 'test' or 'val', got {cfg.split!r}")
     model, saved = load_checkpoint(to_absolute_path(cfg.ckpt_path))
     settings = data_settings(cfg, saved, list(HydraConfig.get().overrides.task))
     datamodule = AudioDataModule(**settings)

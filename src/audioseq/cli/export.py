@@ -15,15 +15,15 @@ from omegaconf import DictConfig
 from audioseq import SAMPLE_RATE
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
+from audioseq.config_schema import validate
 from audioseq.errors import ConfigError
 from audioseq.inference.audio_stream import chunk_samples
-from audioseq.inference.export import FORMATS, export_model, onnx_available
+from audioseq.inference.export import export_model, onnx_available
 from audioseq.tasks.checkpoint import load_checkpoint
 
 
 def export(cfg: DictConfig) -> dict:
-    if cfg.format not in FORMATS:
-        raise ConfigError(f"format must be one of {FORMATS}, got {cfg.format!r}")
+    validate(cfg, "export")  # before the checkpoint is read
     if cfg.format == "onnx" and not onnx_available():
         raise ConfigError("format=onnx needs the onnx package: pip install 'audioseq[onnx]'")
     model, _ = load_checkpoint(to_absolute_path(cfg.ckpt_path))

@@ -61,7 +61,7 @@ def summary(tally: Tally, problems: list[str], title: str) -> Group:
 def inspect_data(cfg: DictConfig) -> Tally:
     """Read every clip of every split, write the report into the run directory and print
     the summary; returns the tally."""
-    validate(cfg)
+    validate(cfg, "inspect")
     data = OmegaConf.to_container(cfg.data, resolve=True)
     frame = instantiate(cfg.features).win_length  # shorter clips give the model no frame
     tally = Tally(frame, data.get("min_seconds"), data.get("max_seconds"))

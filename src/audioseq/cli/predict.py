@@ -20,6 +20,7 @@ from rich.table import Table
 
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
+from audioseq.config_schema import validate
 from audioseq.data.skipping import SkipPolicy
 from audioseq.errors import ConfigError
 from audioseq.inference.inputs import list_inputs
@@ -73,6 +74,7 @@ def summary_table(rows: list[Prediction], clips: int) -> Table:
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Write the predictions file; returns what was done (rows, clips, windows, skipped)."""
+    validate(cfg, "predict")  # before the checkpoint is read
     predictor = Predictor.from_checkpoint(to_absolute_path(cfg.ckpt_path), cfg.device)
     entries = list_inputs(input_paths(cfg.inputs))
     policy = SkipPolicy(cfg.on_error)

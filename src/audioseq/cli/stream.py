@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from audioseq import SAMPLE_RATE
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
+from audioseq.config_schema import validate
 from audioseq.data.frame_labels import BACKGROUND
 from audioseq.errors import ConfigError
 from audioseq.inference.audio_stream import file_chunks, pcm_chunks
@@ -86,16 +87,13 @@ def event_settings(cfg: DictConfig, model: torch.nn.Module) -> dict[str, Any]:
     settings = {
         key: float(saved[key] if cfg[key] is None else cfg[key]) for key in CLASSIFIER_EVENTS
     }
-    if not 0.0 <= settings["threshold"] <= 1.0:
-        raise ConfigError(f"threshold must be in [0, 1], got {settings['threshold']}")
     ignore = list(cfg.ignore_labels)
     settings["ignore"] = [*ignore, BACKGROUND] if detector and BACKGROUND not in ignore else ignore
     return settings
 
 
 def stream(cfg: DictConfig) -> dict[str, Any]:
-    if cfg.chunk_ms <= 0:
-        raise ConfigError(f"chunk_ms must be positive, got {cfg.chunk_ms}")
+    validate(cfg, "stream")  # before the checkpoint is read
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     model, _ = load_checkpoint(to_absolute_path(cfg.ckpt_path))

@@ -86,7 +86,7 @@ def _preempted(trainer: pl.Trainer) -> NoReturn:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
-    validate(cfg)  # types, ranges, choices: one line now, not a traceback later
+    validate(cfg, "train")  # types, ranges, choices: one line now, not a traceback later
     quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="all")  # plain types: checkpoints load safely

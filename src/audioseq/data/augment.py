@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from audioseq import SAMPLE_RATE
+from audioseq.config_schema import check
 from audioseq.data.audio_io import read_audio, resampler
 from audioseq.errors import ConfigError, DataError
 
@@ -136,13 +137,12 @@ class WaveformAugment:
             raise ConfigError(
                 f"data.augment: unknown option(s) {sorted(unknown)} (known: {list(OPTIONS)})"
             )
-        for name, value in (("time_shift_seconds", time_shift_seconds), ("gain_db", gain_db)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"data.augment.{name} must be a number >= 0, got {value!r}")
-        if isinstance(noise_prob, bool) or not isinstance(noise_prob, int | float):
-            raise ConfigError(f"data.augment.noise_prob must be a number, got {noise_prob!r}")
-        if not 0.0 <= noise_prob <= 1.0:
-            raise ConfigError(f"data.augment.noise_prob must be in [0, 1], got {noise_prob}")
+        for name, value in (
+            ("time_shift_seconds", time_shift_seconds),
+            ("gain_db", gain_db),
+            ("noise_prob", noise_prob),
+        ):
+            check(f"data.augment.{name}", value)  # the config schema's rule
         if noise_prob > 0 and not noise_dir:
             raise ConfigError("data.augment.noise_prob > 0 needs data.augment.noise_dir")
         if noise_dir:

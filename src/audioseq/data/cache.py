@@ -21,9 +21,8 @@ from tqdm import tqdm
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.entries import Entry
-from audioseq.errors import ConfigError, DataError
+from audioseq.errors import DataError
 
-MODES = ("auto", "memory", "none")
 BYTES_PER_SAMPLE = 4  # float32, after resampling to 16 kHz
 #: A compressed file with no declared duration decodes to at most about this many times
 #: its size (16-bit PCM at 16 kHz: 2x; FLAC at about half of that: 4x).
@@ -46,10 +45,6 @@ class CacheBudget:
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"data.cache must be one of {MODES}, got {self.mode!r}")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ConfigError(f"data.cache_budget must be in (0, 1], got {self.fraction}")
         self.remaining = int(physical_memory() * self.fraction) // max(1, self.local_ranks)
 
     def take(self, entries: Sequence[Entry]) -> bool:

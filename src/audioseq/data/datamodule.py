@@ -12,16 +12,20 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.preemption import loader_worker_init
+from audioseq.config_schema import check
 from audioseq.data.augment import WaveformAugment
 from audioseq.data.bucketing import DurationBucketSampler
 from audioseq.data.cache import CacheBudget
 from audioseq.data.collate import collate
-from audioseq.data.skipping import POLICIES
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: The DataModule's own settings (not a source's) that the config schema has rules for.
+CHECKED = ("batch_size", "num_workers", "persistent_workers", "pin_memory", "clip_seconds",
+           "on_error", "min_seconds", "max_seconds", "bucketing", "num_buckets", "cache",
+           "cache_budget")  # fmt: skip
 #: ``data.source`` names and their classes (imported when used).
 SOURCES: dict[str, str] = {
     "synthetic": "audioseq.data.synthetic.SyntheticSource",
@@ -135,22 +139,9 @@ class AudioDataModule(pl.LightningDataModule):
         # Saved into checkpoints; not merged into the logger's hparams (the run logs the
         # whole resolved config itself, and the task's ``labels`` would clash).
         self.save_hyperparameters(logger=False)
-        if batch_size < 1:
-            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
-        if clip_seconds is not None and clip_seconds <= 0:
-            raise ConfigError(f"data.clip_seconds must be > 0 or null, got {clip_seconds}")
-        if on_error not in POLICIES:
-            raise ConfigError(f"data.on_error must be one of {POLICIES}, got {on_error!r}")
-        for name, value in (("min_seconds", min_seconds), ("max_seconds", max_seconds)):
-            if value is not None and value < 0:
-                raise ConfigError(f"data.{name} must be >= 0 or null, got {value}")
-        if num_buckets < 1:
-            raise ConfigError(f"data.num_buckets must be >= 1, got {num_buckets}")
-        CacheBudget(cache, cache_budget)  # checks the values now, before any data is read
-        if pin_memory not in (True, False, "auto"):
-            raise ConfigError(f"data.pin_memory must be true, false or auto, got {pin_memory!r}")
+        # The schema's rules, for a DataModule built in Python as for one composed by Hydra.
+        for key in CHECKED:
+            check(f"data.{key}", self.hparams[key])
         shared = dict(
             seed=seed,
             on_error=on_error,

@@ -45,6 +45,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 
 from audioseq import SAMPLE_RATE
+from audioseq.config_schema import check
 from audioseq.data.audio_io import decode_audio
 from audioseq.data.augment import clip_generator
 from audioseq.data.clip_dataset import seconds_to_samples
@@ -298,10 +299,8 @@ class ShardSource:
     def __post_init__(self) -> None:
         if not self.train_shards:
             raise ConfigError("data.train_shards is required for data=shards")
-        if self.shuffle_buffer < 0 or self.retries < 0 or self.timeout_seconds <= 0:
-            raise ConfigError(
-                "data.shuffle_buffer and data.retries must be >= 0, data.timeout_seconds > 0"
-            )
+        for key in ("shuffle_buffer", "retries", "timeout_seconds"):
+            check(f"data.{key}", getattr(self, key))  # the config schema's rules
         self.reader = ShardReader(self.timeout_seconds, self.retries)
         self._shards: dict[str, list[ShardInfo]] = {}
         seen: list[str] = []

@@ -4,7 +4,8 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
-from audioseq.errors import ConfigError, DataError
+from audioseq.config_schema import check
+from audioseq.errors import DataError
 
 #: Why a sample was dropped; each is logged as ``data/skipped/<reason>``.
 REASONS = (
@@ -18,7 +19,6 @@ REASONS = (
     "unknown_label",  # a label outside the label set
     "bad_shard",  # a tar shard (or a member of it) that cannot be read
 )
-POLICIES = ("raise", "skip")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,7 @@ class SkipPolicy:
     it into a Skipped marker (warning once per file) and count it."""
 
     def __init__(self, on_error: str = "raise") -> None:
-        if on_error not in POLICIES:
-            raise ConfigError(f"data.on_error must be one of {POLICIES}, got {on_error!r}")
+        check("data.on_error", on_error)
         self.on_error = on_error
         self.counts: Counter[str] = Counter()
         self._warned: set[str] = set()

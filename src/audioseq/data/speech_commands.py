@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audioseq.config_schema import check
 from audioseq.data.clip_dataset import ClipDataset
 from audioseq.data.entries import Entry, check_files, check_labels
 from audioseq.data.folder import audio_files, check_headers, class_folders, split_entries
@@ -150,10 +151,7 @@ class SpeechCommandsSource:
     def _check_options(self) -> None:
         if not self.root:
             raise ConfigError("data.root is required for data=speech_commands")
-        if self.label_set not in LABEL_SETS:
-            raise ConfigError(
-                f"data.label_set must be one of {sorted(LABEL_SETS)}, got {self.label_set!r}"
-            )
+        check("data.label_set", self.label_set)  # the config schema's rule
         shares = (self.unknown_share or 0.0, self.silence_share)
         if min(shares) < 0 or sum(shares) >= 1:
             raise ConfigError(

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from audioseq import SAMPLE_RATE
+from audioseq.config_schema import check
 from audioseq.data import dialling, dtmf
 from audioseq.data.collate import Batch
 from audioseq.data.example import Example
@@ -15,7 +16,6 @@ from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
-TASKS = ("dtmf", "memory", "dialling")
 
 
 def clip_lengths(task: str, delay_seconds: float, clip_seconds: float | None) -> tuple[int, int]:
@@ -154,13 +154,8 @@ class SyntheticSource:
     delay_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        for split in SPLITS:
-            if getattr(self, f"{split}_size") < 0:
-                raise ConfigError(f"data.{split}_size must be >= 0")
-        if self.task not in TASKS:
-            raise ConfigError(f"data.task must be one of {TASKS}, got {self.task!r}")
-        if not isinstance(self.delay_seconds, int | float) or self.delay_seconds < 0:
-            raise ConfigError(f"data.delay_seconds must be >= 0, got {self.delay_seconds!r}")
+        for key in ("train_size", "val_size", "test_size", "task", "delay_seconds"):
+            check(f"data.{key}", getattr(self, key))  # the config schema's rules
 
     @property
     def labels(self) -> list[str]:

@@ -15,12 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from audioseq import SAMPLE_RATE
+from audioseq import SAMPLE_RATE, config_schema
 from audioseq.errors import AudioseqError, ConfigError
 from audioseq.inference.graphs import OfflineGraph, StreamGraph
 from audioseq.inference.streaming import check_streamable, frame_logits
 
-FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
 #: Largest difference from the PyTorch model an export may show.
 TOLERANCE = 1e-4
@@ -159,8 +158,7 @@ def export_model(
 ) -> dict[str, Any]:
     """Write ``model``'s graphs in ``fmt`` and ``export.json`` into ``folder``; returns the
     manifest (with ``max_abs_diff`` when checked)."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {FORMATS}, got {fmt!r}")
+    config_schema.check("format", fmt, "export")  # audioseq-export's rule
     if fmt == "onnx" and not onnx_available():
         raise ConfigError("format=onnx needs the onnx package: pip install 'audioseq[onnx]'")
     model = model.eval()

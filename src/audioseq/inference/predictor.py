@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from audioseq import SAMPLE_RATE
+from audioseq.config_schema import check
 from audioseq.data.audio_io import read_audio
 from audioseq.data.collate import collate
 from audioseq.data.entries import Entry
@@ -159,8 +160,8 @@ def predict_entries(
     Unreadable clips go to ``policy`` (raise, or skip and count); ``on_clip_done`` is
     called once per clip, predicted or skipped (a progress bar's advance).
     """
-    if batch_size < 1 or top_k < 1:
-        raise ConfigError(f"batch_size and top_k must be >= 1, got {batch_size}, {top_k}")
+    check("batch_size", batch_size, "predict")  # audioseq-predict's rules
+    check("top_k", top_k, "predict")
     window = hop = None
     if window_seconds is not None:
         hop_seconds = window_seconds if hop_seconds is None else hop_seconds

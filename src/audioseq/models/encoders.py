@@ -4,11 +4,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from audioseq.errors import ConfigError
+from audioseq.config_schema import check
 from audioseq.models.cells import ScratchRecurrent
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-IMPLS = ("fused", "scratch")
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
@@ -38,14 +37,15 @@ class RecurrentEncoder(nn.Module):
         impl: str = "fused",
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ConfigError(f"model.encoder.cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if hidden_size < 1 or num_layers < 1:
-            raise ConfigError("model.encoder.hidden_size and num_layers must be >= 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.encoder.dropout must be in [0, 1), got {dropout}")
-        if impl not in IMPLS:
-            raise ConfigError(f"model.encoder.impl must be one of {IMPLS}, got {impl!r}")
+        for key, value in (
+            ("cell", cell),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("dropout", dropout),
+            ("bidirectional", bidirectional),
+            ("impl", impl),
+        ):
+            check(f"model.encoder.{key}", value)  # the config schema's rule
         self.cell, self.bidirectional, self.impl = cell, bidirectional, impl
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.output_size = hidden_size * (2 if bidirectional else 1)

@@ -15,6 +15,7 @@ import torchaudio
 from torch import nn
 
 from audioseq import SAMPLE_RATE
+from audioseq.config_schema import check
 from audioseq.errors import ConfigError
 from audioseq.models.normalization import FeatureNorm
 from audioseq.models.specaugment import SpecAugment, build_specaugment
@@ -102,8 +103,7 @@ class LogMel(Frontend):
                 f"features: need 0 <= f_min < f_max <= {nyquist:g} Hz, got f_min={f_min}, "
                 f"f_max={f_max}"
             )
-        if not log_floor > 0:
-            raise ConfigError(f"features.log_floor must be > 0, got {log_floor}")
+        check("features.log_floor", log_floor)  # the config schema's rule
         self.win_length, self.hop_length, self.num_features = win_length, hop_length, n_mels
         self.log_floor = float(log_floor)
         self.mel = torchaudio.transforms.MelSpectrogram(

@@ -3,10 +3,9 @@
 import torch
 from torch import nn
 
-from audioseq.errors import ConfigError
+from audioseq.config_schema import check
 from audioseq.models.masking import frame_mask
 
-MODES = ("utterance", "global", "none")
 #: The smallest spread a feature is given in global normalisation, relative to the median.
 MIN_STD_RATIO = 0.1
 
@@ -22,8 +21,7 @@ class FeatureNorm(nn.Module):
 
     def __init__(self, num_features: int, mode: str = "utterance", eps: float = 1e-5) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ConfigError(f"features.normalize must be one of {MODES}, got {mode!r}")
+        check("features.normalize", mode)  # the config schema's rule
         self.mode, self.eps = mode, eps
         self.register_buffer("mean", torch.zeros(num_features))
         self.register_buffer("std", torch.ones(num_features))

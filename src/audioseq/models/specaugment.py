@@ -16,6 +16,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from audioseq.config_schema import check
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 
@@ -46,10 +47,7 @@ class SpecAugment(nn.Module):
             ("time_masks", time_masks),
             ("time_width", time_width),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(
-                    f"features.specaugment.{name} must be an integer >= 0, got {value!r}"
-                )
+            check(f"features.specaugment.{name}", value)  # the config schema's rule
         if freq_masks and not 1 <= freq_width <= num_features:
             raise ConfigError(
                 f"features.specaugment.freq_width must be in [1, {num_features}] (the number of "

@@ -8,6 +8,7 @@ Markov model is the case ``tau = 1``. Same interface as RecurrentEncoder.
 import torch
 from torch import nn
 
+from audioseq.config_schema import check
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 
@@ -46,12 +47,13 @@ class WindowedEncoder(nn.Module):
                 "model.encoder.bidirectional=true: the windowed (ar/markov) encoders are causal "
                 "windows with no backward direction; add ~model.encoder.bidirectional"
             )
-        if tau < 1:
-            raise ConfigError(f"model.encoder.tau must be >= 1, got {tau}")
-        if hidden_size < 1 or num_layers < 1:
-            raise ConfigError("model.encoder.hidden_size and num_layers must be >= 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.encoder.dropout must be in [0, 1), got {dropout}")
+        for key, value in (
+            ("tau", tau),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("dropout", dropout),
+        ):
+            check(f"model.encoder.{key}", value)  # the config schema's rule
         self.tau, self.output_size = tau, hidden_size
         self.window = nn.Conv1d(input_size, hidden_size, kernel_size=tau)
         self.layers = nn.ModuleList(

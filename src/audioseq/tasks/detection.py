@@ -27,6 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.tensorboard import tensorboard_writer
+from audioseq.config_schema import check
 from audioseq.data.collate import Batch
 from audioseq.data.frame_labels import BACKGROUND, LABEL_HOP, PAD
 from audioseq.errors import ConfigError
@@ -90,10 +91,8 @@ class FrameDetector(AudioTask):
                 "task=detect needs causal features: features.normalize=utterance uses the "
                 "whole recording's statistics (set features.normalize=global)"
             )
-        if tbptt_frames is not None and tbptt_frames < 1:
-            raise ConfigError(f"task.tbptt_frames must be >= 1 or null, got {tbptt_frames}")
-        if accumulate < 1:
-            raise ConfigError(f"trainer.accumulate_grad_batches must be >= 1, got {accumulate}")
+        check("task.tbptt_frames", tbptt_frames)  # the config schema's rules
+        check("trainer.accumulate_grad_batches", accumulate)
         self.tbptt_frames, self.accumulate = tbptt_frames, accumulate
         self.head = LinearHead(
             self.encoder.output_size, len(self.labels), model.get("head_dropout", 0)

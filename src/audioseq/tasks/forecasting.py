@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric, MinMetric
 
+from audioseq.config_schema import check
 from audioseq.data.collate import Batch
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
@@ -67,8 +68,7 @@ class FrameForecaster(AudioTask):
     ) -> None:
         super().__init__(features, model)
         self.save_hyperparameters()
-        if shift < 1:
-            raise ConfigError(f"task.shift must be >= 1, got {shift}")
+        check("task.shift", shift)  # the config schema's rule
         if getattr(self.encoder, "bidirectional", False):
             raise ConfigError(
                 "task=forecast needs a causal encoder: a bidirectional one sees the frames it "
