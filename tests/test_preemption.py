@@ -29,14 +29,23 @@ SMALL = [
 
 
 def start(run_dir: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, TRAIN, *SMALL, *extra, f"hydra.run.dir={run_dir}"],
-        cwd=run_dir.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """The training command in a process group of its own; its output goes to files beside
+    the run (a pipe nobody reads until the end fills up with the progress bar and stalls
+    the run on a slow machine)."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(output(run_dir, "stdout"), "w") as out, open(output(run_dir, "stderr"), "w") as err:
+        return subprocess.Popen(
+            [sys.executable, TRAIN, *SMALL, *extra, f"hydra.run.dir={run_dir}"],
+            cwd=run_dir.parent,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+
+
+def output(run_dir: Path, stream: str) -> Path:
+    return run_dir.parent / f"{run_dir.name}.{stream}.txt"
 
 
 def signal_after_first_epoch(
@@ -50,22 +59,28 @@ def signal_after_first_epoch(
     while not first.exists():
         if process.poll() is not None:
             pytest.fail(
-                f"training ended before its first checkpoint:\n{process.stderr.read()[-3000:]}"
+                "training ended before its first checkpoint:\n"
+                f"{output(run_dir, 'stderr').read_text()[-3000:]}"
             )
         if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("no checkpoint after 240 s")
+            stacks = _stacks(process.pid)
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(
+                f"no checkpoint after 240 s; stacks:\n{stacks}\n"
+                f"--- stderr (tail) ---\n{output(run_dir, 'stderr').read_text()[-3000:]}"
+            )
         time.sleep(0.2)
     if whole_job:
         os.killpg(process.pid, signum)
     else:
         process.send_signal(signum)
     try:
-        _, stderr = process.communicate(timeout=120)
+        process.wait(timeout=120)
     except subprocess.TimeoutExpired:
         stacks = _stacks(process.pid)
         process.kill()
         pytest.fail(f"still running 120 s after the signal; stacks:\n{stacks}")
+    stderr = output(run_dir, "stderr").read_text()
     assert process.returncode == EXIT_PREEMPTED, stderr[-3000:]
     return stderr
 

@@ -17,6 +17,16 @@ DataLoader workers too; a worker killed by the signal made the main process fail
 "DataLoader worker ... is killed by signal" (or abort in glibc, "corrupted size vs.
 prev_size") while it stopped, instead of saving and exiting with 75. The workers
 therefore ignore these signals unless their parent sends them (:func:`loader_worker_init`).
+
+Under DDP, Lightning 2.6's own SIGTERM handler is unsafe: it broadcasts from inside the
+signal handler, in the middle of whatever collective the ranks are in, and each rank
+stops at the end of a batch on its own flag, so a signal that reaches the ranks at
+different moments (one sent to the main process, forwarded to the others) can leave one
+rank saving the checkpoint while another waits in the next step's collective: gloo
+aborted with "Received data size doesn't match expected size". This callback therefore
+replaces that handler during training: the signal only sets a flag, and at the end of
+every training batch the ranks all-reduce it (one small collective per step), so all of
+them stop at the same batch.
 """
 
 import os
@@ -26,6 +36,8 @@ from pathlib import Path
 from types import FrameType
 
 import lightning.pytorch as pl
+import torch
+import torch.distributed as dist
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -64,12 +76,31 @@ class Preemption(pl.Callback):
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
         self.saved: Path | None = None
+        self._pending = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         environment = getattr(trainer._accelerator_connector, "cluster_environment", None)
         slurm_requeue = isinstance(environment, SLURMEnvironment) and environment.auto_requeue
         if not slurm_requeue and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGUSR1, _as_sigterm)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._pending = False
+        if trainer.world_size > 1:  # after Lightning's handlers; its teardown restores them
+            signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self._pending = True
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object
+    ) -> None:
+        """Every rank learns of a signal any rank received; all stop after this batch."""
+        if trainer.world_size > 1 and dist.is_initialized():
+            flag = torch.tensor([int(self._pending)], device=trainer.strategy.root_device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item():
+                trainer._signal_connector.received_sigterm = True  # Lightning raises next
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
