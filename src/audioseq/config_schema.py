@@ -274,6 +274,13 @@ def check(key: str, value: Any, command: str | None = None) -> None:
         raise ConfigError(f"{key}={_show(value)}: must be {rule.describe()}")
 
 
+def check_all(prefix: str, **values: Any) -> None:
+    """:func:`check` for each of a class's settings, ``prefix`` + name being its key: the
+    same rules for an object built in Python as for one composed by Hydra."""
+    for name, value in values.items():
+        check(f"{prefix}.{name}", value)
+
+
 def validate(cfg: DictConfig, command: str) -> None:
     """Raise ConfigError (one line) for the first key of ``command``'s composed ``cfg`` that
     breaks its rule, a required value that is missing, or a combination that cannot work."""

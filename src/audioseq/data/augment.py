@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from audioseq import SAMPLE_RATE
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.data.audio_io import read_audio, resampler
 from audioseq.errors import ConfigError, DataError
 
@@ -137,12 +137,12 @@ class WaveformAugment:
             raise ConfigError(
                 f"data.augment: unknown option(s) {sorted(unknown)} (known: {list(OPTIONS)})"
             )
-        for name, value in (
-            ("time_shift_seconds", time_shift_seconds),
-            ("gain_db", gain_db),
-            ("noise_prob", noise_prob),
-        ):
-            check(f"data.augment.{name}", value)  # the config schema's rule
+        check_all(
+            "data.augment",
+            time_shift_seconds=time_shift_seconds,
+            gain_db=gain_db,
+            noise_prob=noise_prob,
+        )
         if noise_prob > 0 and not noise_dir:
             raise ConfigError("data.augment.noise_prob > 0 needs data.augment.noise_dir")
         if noise_dir:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.preemption import loader_worker_init
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.data.augment import WaveformAugment
 from audioseq.data.bucketing import DurationBucketSampler
 from audioseq.data.cache import CacheBudget
@@ -140,8 +140,7 @@ class AudioDataModule(pl.LightningDataModule):
         # whole resolved config itself, and the task's ``labels`` would clash).
         self.save_hyperparameters(logger=False)
         # The schema's rules, for a DataModule built in Python as for one composed by Hydra.
-        for key in CHECKED:
-            check(f"data.{key}", self.hparams[key])
+        check_all("data", **{key: self.hparams[key] for key in CHECKED})
         shared = dict(
             seed=seed,
             on_error=on_error,

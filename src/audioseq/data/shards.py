@@ -45,7 +45,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 
 from audioseq import SAMPLE_RATE
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.data.audio_io import decode_audio
 from audioseq.data.augment import clip_generator
 from audioseq.data.clip_dataset import seconds_to_samples
@@ -299,8 +299,8 @@ class ShardSource:
     def __post_init__(self) -> None:
         if not self.train_shards:
             raise ConfigError("data.train_shards is required for data=shards")
-        for key in ("shuffle_buffer", "retries", "timeout_seconds"):
-            check(f"data.{key}", getattr(self, key))  # the config schema's rules
+        keys = ("shuffle_buffer", "retries", "timeout_seconds")
+        check_all("data", **{key: getattr(self, key) for key in keys})
         self.reader = ShardReader(self.timeout_seconds, self.retries)
         self._shards: dict[str, list[ShardInfo]] = {}
         seen: list[str] = []

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from audioseq import SAMPLE_RATE
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.data import dialling, dtmf
 from audioseq.data.collate import Batch
 from audioseq.data.example import Example
@@ -154,8 +154,8 @@ class SyntheticSource:
     delay_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        for key in ("train_size", "val_size", "test_size", "task", "delay_seconds"):
-            check(f"data.{key}", getattr(self, key))  # the config schema's rules
+        keys = ("train_size", "val_size", "test_size", "task", "delay_seconds")
+        check_all("data", **{key: getattr(self, key) for key in keys})
 
     @property
     def labels(self) -> list[str]:

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.models.cells import ScratchRecurrent
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -37,15 +37,15 @@ class RecurrentEncoder(nn.Module):
         impl: str = "fused",
     ) -> None:
         super().__init__()
-        for key, value in (
-            ("cell", cell),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("dropout", dropout),
-            ("bidirectional", bidirectional),
-            ("impl", impl),
-        ):
-            check(f"model.encoder.{key}", value)  # the config schema's rule
+        check_all(
+            "model.encoder",
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            impl=impl,
+        )
         self.cell, self.bidirectional, self.impl = cell, bidirectional, impl
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.output_size = hidden_size * (2 if bidirectional else 1)

@@ -16,7 +16,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 
@@ -41,13 +41,13 @@ class SpecAugment(nn.Module):
         time_width: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("freq_masks", freq_masks),
-            ("freq_width", freq_width),
-            ("time_masks", time_masks),
-            ("time_width", time_width),
-        ):
-            check(f"features.specaugment.{name}", value)  # the config schema's rule
+        check_all(
+            "features.specaugment",
+            freq_masks=freq_masks,
+            freq_width=freq_width,
+            time_masks=time_masks,
+            time_width=time_width,
+        )
         if freq_masks and not 1 <= freq_width <= num_features:
             raise ConfigError(
                 f"features.specaugment.freq_width must be in [1, {num_features}] (the number of "

@@ -8,7 +8,7 @@ Markov model is the case ``tau = 1``. Same interface as RecurrentEncoder.
 import torch
 from torch import nn
 
-from audioseq.config_schema import check
+from audioseq.config_schema import check_all
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 
@@ -47,13 +47,13 @@ class WindowedEncoder(nn.Module):
                 "model.encoder.bidirectional=true: the windowed (ar/markov) encoders are causal "
                 "windows with no backward direction; add ~model.encoder.bidirectional"
             )
-        for key, value in (
-            ("tau", tau),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("dropout", dropout),
-        ):
-            check(f"model.encoder.{key}", value)  # the config schema's rule
+        check_all(
+            "model.encoder",
+            tau=tau,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+        )
         self.tau, self.output_size = tau, hidden_size
         self.window = nn.Conv1d(input_size, hidden_size, kernel_size=tau)
         self.layers = nn.ModuleList(
