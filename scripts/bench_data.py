@@ -41,7 +41,7 @@ SAMPLE_RATE = 16000
 
 def build_corpus(root: Path, clips: int, per_shard: int) -> dict[str, Path]:
     """WAV files, manifests (all clips, first quarter) and shards of both."""
-    from audioseq.data.shard_writer import input_entries, write_shards
+    from audioseq.data.shards.writer import input_entries, write_shards
 
     rng = np.random.default_rng(0)
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE

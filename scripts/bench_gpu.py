@@ -75,7 +75,7 @@ def main() -> None:
             figures[f"clips_per_s/synthetic/{cell}"] = round(TRAIN_SIZE / min(seconds), 1)
             figures |= gpu.summary(f"synthetic/{cell}")
         train, val = write_corpus(root / "corpus")
-        from audioseq.data.shard_writer import input_entries, write_shards
+        from audioseq.data.shards.writer import input_entries, write_shards
 
         for split, manifest in (("train", train), ("val", val)):
             write_shards(input_entries(manifest), root / f"shards_{split}", 500)

@@ -31,10 +31,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.collate import Batch, collate
+from audioseq.data.batching import Batch, collate
 from audioseq.data.example import Example
+from audioseq.data.sources.synthetic import SyntheticBatches
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.synthetic import SyntheticBatches
 
 #: The last revision whose synthetic source made every clip on its own in float64.
 BEFORE_BATCH_PATH = "a5ca866f1cc28ee5e8a08bf61b2ea9a14449a810"
@@ -63,8 +63,8 @@ class Baseline(PerClip):
 
 
 def generator_at(revision: str) -> types.ModuleType:
-    """``audioseq.data.dtmf`` as it was at ``revision`` (read with ``git show``)."""
-    path = "src/audioseq/data/dtmf.py"
+    """``audioseq.data.sources.dtmf`` as it was at ``revision`` (read with ``git show``)."""
+    path = "src/audioseq/data/sources/dtmf.py"
     source = subprocess.run(
         ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout

@@ -11,7 +11,7 @@ counts, durations and labels; then `data=shards data.train_shards=OUT_DIR` train
 import argparse
 import sys
 
-from audioseq.data.shard_writer import input_entries, write_shards
+from audioseq.data.shards.writer import input_entries, write_shards
 from audioseq.errors import AudioseqError
 
 

@@ -1,5 +1,5 @@
 """Long recordings annotated with events, as users bring them for task=detect: real WAV
-files of dialled numbers (:mod:`audioseq.data.dialling`) and a JSON Lines manifest whose
+files of dialled numbers (:mod:`audioseq.data.sources.dialling`) and a JSON Lines manifest whose
 lines carry ``events`` (recordings of any length, chosen per test)."""
 
 import json
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audioseq.data.dialling import LABELS, dialling_recording
 from audioseq.data.frame_labels import LABEL_HOP
+from audioseq.data.sources.dialling import LABELS, dialling_recording
 
 RATE = 16000
 

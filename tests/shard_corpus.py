@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 import webdataset as wds
 
-from audioseq.data.shard_writer import input_entries, write_shards
+from audioseq.data.shards.writer import input_entries, write_shards
 
 LABELS = ("down", "go", "up")
 

@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import read_audio, to_mono_16k
+from audioseq.data.audio import read_audio, to_mono_16k
 from audioseq.errors import DataError
 
 

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from audioseq import SAMPLE_RATE
 from audioseq.cli.config_dir import config_dir
-from audioseq.data.audio_io import read_audio
+from audioseq.data.audio import read_audio
 from audioseq.data.augment import WaveformAugment
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.errors import ConfigError

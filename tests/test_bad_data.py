@@ -13,7 +13,7 @@ from in_process import audioseq
 from processes import script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.data.skipping import REASONS, Skipped, SkipPolicy
 from audioseq.errors import ConfigError, DataError

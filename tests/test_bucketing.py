@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioseq.data.bucketing import DurationBucketSampler
+from audioseq.data.batching import DurationBucketSampler
 from audioseq.data.datamodule import AudioDataModule
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate
 from audioseq.data.example import Example
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
@@ -320,3 +320,31 @@ def test_very_short_runs_skip_the_warmup():
     seen = lrs(3, warmup_steps=100, min_lr_ratio=0.2)
     assert seen[0] == pytest.approx(1.0)
     assert seen[3] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("total_steps", "warmup_steps"), [(3, 100), (50, 100), (200, 10), (200, 0)]
+)
+def test_a_restored_schedule_continues_bit_for_bit(total_steps, warmup_steps):
+    """Resuming from a checkpoint (optimiser and scheduler state_dicts into freshly built ones,
+    as Lightning does) must not change a single lr, in warm-up or decay, so that resumed runs
+    match uninterrupted ones."""
+    options = {"warmup_steps": warmup_steps, "min_lr_ratio": 0.05}
+    expected = lrs(total_steps, steps=total_steps + 5, **options)
+    for stop in (1, total_steps // 5, total_steps // 2, total_steps):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = warmup_cosine(optimizer, total_steps=total_steps, **options)
+        for _ in range(stop):
+            optimizer.step()
+            scheduler.step()
+        states = optimizer.state_dict(), scheduler.state_dict()
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = warmup_cosine(optimizer, total_steps=total_steps, **options)
+        optimizer.load_state_dict(states[0])
+        scheduler.load_state_dict(states[1])
+        seen = []
+        for _ in range(stop, total_steps + 6):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert seen == expected[stop:]

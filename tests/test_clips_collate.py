@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from audioseq.data.clips import crop
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate, crop
 from audioseq.data.example import Example
 
 

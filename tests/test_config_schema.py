@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from test_configs import CONF, compose_train, options
 
 from audioseq.config_schema import COMMANDS, SCHEMA, validate
-from audioseq.data.speech_commands import LABEL_SETS
+from audioseq.data.sources.speech_commands import LABEL_SETS
 from audioseq.errors import ConfigError
 from audioseq.inference.export import SUFFIX
 from audioseq.models.encoders import CELLS

@@ -13,8 +13,8 @@ from tensorboard_events import tags
 from test_configs import compose_train
 
 from audioseq.cli.train import build_task
+from audioseq.data.sources.synthetic import SyntheticSource
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.synthetic import SyntheticSource
 from audioseq.errors import ConfigError
 from audioseq.inference.events import Event
 from audioseq.tasks.checkpoint import load_checkpoint

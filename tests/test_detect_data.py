@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.data.frame_labels import LABEL_HOP, PAD, frame_labels, parse_events
+from audioseq.data.sources.synthetic import SyntheticSource
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.synthetic import SyntheticSource
 from audioseq.errors import DataError
 
 

@@ -13,7 +13,7 @@ from processes import script
 from test_make_shards import members
 
 from audioseq.data.datamodule import AudioDataModule
-from audioseq.data.dialling import LABELS
+from audioseq.data.sources.dialling import LABELS
 
 #: Recordings of 10-20 s: member lengths far beyond a clip's.
 SECONDS = {"train": [12.0, 18.5, 10.0, 15.2], "val": [11.0, 14.0]}

@@ -11,7 +11,7 @@ import torch
 from in_process import audioseq
 
 from audioseq.data.datamodule import AudioDataModule
-from audioseq.data.folder import FolderSource
+from audioseq.data.sources.folder import FolderSource
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 

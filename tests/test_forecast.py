@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.train import build_task
-from audioseq.data import dtmf
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate
 from audioseq.data.example import Example
+from audioseq.data.sources import dtmf
 from audioseq.errors import ConfigError
 from audioseq.tasks.classification import AudioClassifier
 from audioseq.tasks.forecasting import FrameForecaster, shifted_l1

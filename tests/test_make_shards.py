@@ -13,8 +13,8 @@ import torch
 from processes import script
 from shard_corpus import write_corpus
 
-from audioseq.data.audio_io import decode_audio, read_audio
-from audioseq.data.shard_writer import input_entries, write_shards
+from audioseq.data.audio import decode_audio, read_audio
+from audioseq.data.shards.writer import input_entries, write_shards
 from audioseq.errors import ConfigError, DataError
 
 

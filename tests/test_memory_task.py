@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from audioseq import SAMPLE_RATE
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.train import build_task
-from audioseq.data import dtmf
 from audioseq.data.datamodule import AudioDataModule
+from audioseq.data.sources import dtmf
+from audioseq.data.sources.synthetic import SyntheticBatches, SyntheticSource
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.synthetic import SyntheticBatches, SyntheticSource
 from audioseq.errors import ConfigError, one_line
 
 SLOT = round(dtmf.KEY_SECONDS * SAMPLE_RATE)

@@ -12,9 +12,9 @@ import torch
 from in_process import audioseq
 from tiny_classifier import tiny_classifier_run
 
-from audioseq.data.audio_io import read_audio
-from audioseq.data.dtmf import dtmf_clip
+from audioseq.data.audio import read_audio
 from audioseq.data.skipping import SkipPolicy
+from audioseq.data.sources.dtmf import dtmf_clip
 from audioseq.errors import ConfigError, DataError
 from audioseq.inference.inputs import list_inputs
 from audioseq.inference.predictor import Predictor, predict_entries, window_spans

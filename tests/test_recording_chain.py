@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from processes import ROOT, run, train
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import read_audio
+from audioseq.data.audio import read_audio
 from audioseq.data.recording_chain import CHAINS, band_limit, encode, write_chain
 from audioseq.models.frontends import MFCC, LogMel
 

@@ -11,8 +11,8 @@ import pytest
 from shard_corpus import LABELS, good_sample, make_shards, shard_keys, tone, wav_bytes, write_tar
 
 from audioseq.data.datamodule import AudioDataModule, EpochLoader
-from audioseq.data.shard_plan import batches_per_rank, rank_span, segments, worker_span
-from audioseq.data.shards import ShardSource
+from audioseq.data.shards.plan import batches_per_rank, rank_span, segments, worker_span
+from audioseq.data.sources.shards import ShardSource
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 

@@ -15,8 +15,8 @@ import pytest
 from shard_corpus import make_shards, shard_keys
 
 from audioseq.data.datamodule import AudioDataModule
-from audioseq.data.shard_io import StorageError
-from audioseq.data.shards import ShardSource
+from audioseq.data.shards.storage import StorageError
+from audioseq.data.sources.shards import ShardSource
 from audioseq.errors import ConfigError, DataError, one_line
 
 SERVER = r"""

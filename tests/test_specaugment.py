@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.train import build_task
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate
 from audioseq.data.example import Example
 from audioseq.errors import ConfigError
 from audioseq.models.frontends import MFCC, Frames, LogMel

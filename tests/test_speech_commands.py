@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from in_process import audioseq
 
-from audioseq.data.audio_io import read_audio
+from audioseq.data.audio import read_audio
 from audioseq.data.datamodule import AudioDataModule
-from audioseq.data.speech_commands import WORDS, SpeechCommandsSource
+from audioseq.data.sources.speech_commands import WORDS, SpeechCommandsSource
 from audioseq.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from in_process import audioseq
 from processes import script
 from tiny_models import make_classifier, save_checkpoint
 
-from audioseq.data.audio_io import read_audio
+from audioseq.data.audio import read_audio
 from audioseq.tasks.checkpoint import load_checkpoint
 
 #: A small, short, real training run with settings that stream.

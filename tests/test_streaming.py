@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_models import CELLS, FRONTENDS, LABELS, make_classifier, signal
 
-from audioseq.data.audio_io import read_audio, to_mono_16k
+from audioseq.data.audio import read_audio, to_mono_16k
 from audioseq.errors import ConfigError, DataError
 from audioseq.inference.audio_stream import StreamingResampler, file_chunks, pcm_chunks
 from audioseq.inference.events import EventDetector

@@ -7,12 +7,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from audioseq import SAMPLE_RATE
-from audioseq.data import dtmf
-from audioseq.data.collate import collate
+from audioseq.data.batching import collate
 from audioseq.data.datamodule import AudioDataModule, EpochLoader, build_source
 from audioseq.data.partition import batches, rank_indices, worker_share
+from audioseq.data.sources import dtmf
+from audioseq.data.sources.synthetic import SyntheticBatches, SyntheticSource
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.synthetic import SyntheticBatches, SyntheticSource
 from audioseq.errors import ConfigError
 
 CLIP = 0.02  # seconds: 320 samples keep the loader tests fast

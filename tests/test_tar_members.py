@@ -1,4 +1,4 @@
-"""audioseq.data.tar_members reads what Python's tarfile writes, in every format, and
+"""audioseq.data.shards.tar_members reads what Python's tarfile writes, in every format, and
 fails on cut or corrupt archives."""
 
 import io
@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from audioseq.data.tar_members import BLOCK, TarError, members
+from audioseq.data.shards.tar_members import BLOCK, TarError, members
 
 NAMES = [
     "a/short.wav",

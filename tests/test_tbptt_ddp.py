@@ -14,7 +14,7 @@ import torch
 from long_recordings import write_dialling_manifest
 from processes import train
 
-from audioseq.data.shard_writer import input_entries, write_shards
+from audioseq.data.shards.writer import input_entries, write_shards
 
 #: Per rank: each training batch's own chunk count, the optimiser steps, and the weights.
 PROBE = """

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from audioseq.data import wav
-from audioseq.data.audio_io import _read_checked, decode_audio, read_audio
+from audioseq.data.audio import _read_checked, decode_audio, read_audio
 from audioseq.errors import DataError
 
 CASES = [  # (rate, channels, subtype)

@@ -21,7 +21,7 @@ import torch
 
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
-from audioseq.data.audio_io import read_audio, resampler
+from audioseq.data.audio import read_audio, resampler
 from audioseq.errors import ConfigError, DataError
 
 NOISE_SUFFIXES = (".wav", ".flac", ".ogg")

@@ -14,9 +14,9 @@ from audioseq import SAMPLE_RATE
 from audioseq.callbacks.preemption import loader_worker_init
 from audioseq.config_schema import check_all
 from audioseq.data.augment import WaveformAugment
-from audioseq.data.bucketing import DurationBucketSampler
+from audioseq.data.batching import DurationBucketSampler, collate
 from audioseq.data.cache import CacheBudget
-from audioseq.data.collate import collate
+from audioseq.data.sources import Source
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
@@ -28,15 +28,15 @@ CHECKED = ("batch_size", "num_workers", "persistent_workers", "pin_memory", "cli
            "cache_budget")  # fmt: skip
 #: ``data.source`` names and their classes (imported when used).
 SOURCES: dict[str, str] = {
-    "synthetic": "audioseq.data.synthetic.SyntheticSource",
-    "manifest": "audioseq.data.manifest.ManifestSource",
-    "folder": "audioseq.data.folder.FolderSource",
-    "speech_commands": "audioseq.data.speech_commands.SpeechCommandsSource",
-    "shards": "audioseq.data.shards.ShardSource",
+    "synthetic": "audioseq.data.sources.synthetic.SyntheticSource",
+    "manifest": "audioseq.data.sources.manifest.ManifestSource",
+    "folder": "audioseq.data.sources.folder.FolderSource",
+    "speech_commands": "audioseq.data.sources.speech_commands.SpeechCommandsSource",
+    "shards": "audioseq.data.sources.shards.ShardSource",
 }
 
 
-def build_source(name: str, shared: dict[str, Any], **options: Any):
+def build_source(name: str, shared: dict[str, Any], **options: Any) -> Source:
     """Instantiate the source called ``name`` with its ``options`` and whichever of the
     ``shared`` settings (seed, on_error, ...) it takes; unknown names and options are
     config errors."""

@@ -16,9 +16,9 @@ import soundfile as sf
 import torch
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import read_audio, resampler
+from audioseq.data.audio import read_audio, resampler
 from audioseq.data.entries import Entry
-from audioseq.data.manifest import read_manifest
+from audioseq.data.sources.manifest import read_manifest
 
 
 @dataclass(frozen=True)

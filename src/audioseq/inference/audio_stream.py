@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import resampler
+from audioseq.data.audio import resampler
 from audioseq.errors import DataError
 
 

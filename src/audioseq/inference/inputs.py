@@ -4,8 +4,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from audioseq.data.entries import Entry
-from audioseq.data.folder import AUDIO_SUFFIXES, audio_files
-from audioseq.data.manifest import read_manifest
+from audioseq.data.sources.folder import AUDIO_SUFFIXES, audio_files
+from audioseq.data.sources.manifest import read_manifest
 from audioseq.errors import DataError
 
 MANIFEST_SUFFIXES = (".jsonl",)

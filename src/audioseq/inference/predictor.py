@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check
-from audioseq.data.audio_io import read_audio
-from audioseq.data.collate import collate
+from audioseq.data.audio import read_audio
+from audioseq.data.batching import collate
 from audioseq.data.entries import Entry
 from audioseq.data.example import Example
 from audioseq.data.skipping import SkipPolicy

@@ -20,15 +20,15 @@ import soundfile as sf
 import torch
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import decode_audio, read_audio
+from audioseq.data.audio import decode_audio, read_audio
 from audioseq.data.datamodule import build_source
 from audioseq.data.entries import Entry
-from audioseq.data.folder import class_folders, list_path, split_entries
-from audioseq.data.manifest import read_manifest
-from audioseq.data.shards import AUDIO_SUFFIXES, ShardBatches, sidecar
+from audioseq.data.sources.folder import class_folders, list_path, split_entries
+from audioseq.data.sources.manifest import read_manifest
+from audioseq.data.sources.shards import AUDIO_SUFFIXES, ShardBatches, sidecar
+from audioseq.data.sources.speech_commands import open_corpus, word_entries
+from audioseq.data.sources.synthetic import SyntheticBatches
 from audioseq.data.spec import LoaderSpec
-from audioseq.data.speech_commands import open_corpus, word_entries
-from audioseq.data.synthetic import SyntheticBatches
 from audioseq.errors import DataError
 
 SPLITS = ("train", "val", "test")

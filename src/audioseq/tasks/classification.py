@@ -7,7 +7,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from audioseq.data.collate import Batch
+from audioseq.data.batching import Batch
 from audioseq.errors import ConfigError
 from audioseq.models.heads import LinearHead
 from audioseq.models.pooling import Pooling

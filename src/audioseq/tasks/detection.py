@@ -28,7 +28,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.tensorboard import tensorboard_writer
 from audioseq.config_schema import check
-from audioseq.data.collate import Batch
+from audioseq.data.batching import Batch
 from audioseq.data.frame_labels import BACKGROUND, LABEL_HOP, PAD
 from audioseq.errors import ConfigError
 from audioseq.inference.events import Event, EventDetector

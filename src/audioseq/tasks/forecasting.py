@@ -14,7 +14,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MinMetric
 
 from audioseq.config_schema import check
-from audioseq.data.collate import Batch
+from audioseq.data.batching import Batch
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 from audioseq.tasks.base import AudioTask

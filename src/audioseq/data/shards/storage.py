@@ -4,7 +4,7 @@ Local paths are opened directly; ``http(s)://`` with urllib, a timeout and a few
 so a dead server fails within seconds instead of hanging (webdataset's own opener runs
 ``curl`` with 30 retries); other schemes (``s3://``, ``gs://``, ...) through fsspec.
 
-Tar members are parsed by ``audioseq.data.tar_members`` (several times faster than
+Tar members are parsed by ``audioseq.data.shards.tar_members`` (several times faster than
 ``tarfile``) and grouped into samples as webdataset's ``group_by_keys`` does. What is added
 here: reading only the samples
 ``start <= index < stop`` of a shard (members before ``start`` are skipped unread, and the
@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from webdataset.tariterators import base_plus_ext
 
-from audioseq.data.tar_members import TarError, members
+from audioseq.data.shards.tar_members import TarError, members
 from audioseq.errors import ConfigError, DataError
 
 #: Exceptions that mean "the storage went away", not "the data is bad": retried.

@@ -6,10 +6,10 @@ import torch
 from torch.utils.data import Dataset
 
 from audioseq import SAMPLE_RATE
-from audioseq.data.audio_io import read_audio
+from audioseq.data.audio import read_audio
 from audioseq.data.augment import clip_generator
+from audioseq.data.batching import crop
 from audioseq.data.cache import AudioCache
-from audioseq.data.clips import crop
 from audioseq.data.entries import Entry, within_duration
 from audioseq.data.example import Example
 from audioseq.data.skipping import Skipped, SkipPolicy

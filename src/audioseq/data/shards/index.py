@@ -18,7 +18,7 @@ from pathlib import Path
 from webdataset.shardlists import expand_urls
 
 from audioseq.data.frame_labels import BACKGROUND
-from audioseq.data.shard_io import ShardReader, join, local_path, parent, read_bytes, scheme
+from audioseq.data.shards.storage import ShardReader, join, local_path, parent, read_bytes, scheme
 from audioseq.errors import ConfigError, DataError
 
 INDEX_NAME = "index.json"

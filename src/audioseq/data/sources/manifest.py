@@ -5,11 +5,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioseq.data.clip_dataset import ClipDataset
 from audioseq.data.entries import Entry, check_files, check_labels
-from audioseq.data.event_clips import EventClipDataset, event_labels
 from audioseq.data.frame_labels import parse_events
 from audioseq.data.skipping import SkipPolicy
+from audioseq.data.sources.clip_dataset import ClipDataset
+from audioseq.data.sources.event_clips import EventClipDataset, event_labels
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 
@@ -70,7 +70,8 @@ def read_manifest(manifest: str | Path) -> list[Entry]:
 class ManifestSource:
     """Train/val/test manifests; labels are the sorted train labels unless given. Lines
     with ``events`` (long recordings for task=detect) get frame labels instead: the
-    classes are then the background and the event labels (:mod:`audioseq.data.event_clips`)."""
+    classes are then the background and the event labels
+    (:mod:`audioseq.data.sources.event_clips`)."""
 
     train_manifest: str | None = None
     val_manifest: str | None = None

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from audioseq.data.clip_dataset import ClipDataset
 from audioseq.data.entries import Entry
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import BACKGROUND, Event, event_spans, frame_labels
 from audioseq.data.skipping import Skipped
+from audioseq.data.sources.clip_dataset import ClipDataset
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 

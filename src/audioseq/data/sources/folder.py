@@ -10,9 +10,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from audioseq.data.clip_dataset import ClipDataset
 from audioseq.data.entries import Entry, check_files, check_labels
 from audioseq.data.skipping import SkipPolicy
+from audioseq.data.sources.clip_dataset import ClipDataset
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 

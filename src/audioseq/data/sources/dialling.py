@@ -7,7 +7,7 @@ between numbers in which a single telephone-band tone (not a key) sometimes soun
 White noise at one SNR covers the whole recording. The frame labels say which key sounds
 at every 10 ms step (class 0, background, elsewhere), so a detector has to find each
 press, tell the key and ignore the tones. The tones and the noise come from the DTMF
-generator of :mod:`audioseq.data.dtmf`; like its clips, a recording is a function of its
+generator of :mod:`audioseq.data.sources.dtmf`; like its clips, a recording is a function of its
 random stream alone.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from audioseq.data import dtmf
 from audioseq.data.frame_labels import BACKGROUND, frame_labels, label_steps
+from audioseq.data.sources import dtmf
 
 #: Class names of the dialling corpus: background, then the twelve keys.
 LABELS = (BACKGROUND, *dtmf.KEYS)

@@ -46,19 +46,18 @@ from webdataset.filters import shuffle
 
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
-from audioseq.data.audio_io import decode_audio
+from audioseq.data.audio import decode_audio
 from audioseq.data.augment import clip_generator
-from audioseq.data.clip_dataset import seconds_to_samples
-from audioseq.data.clips import crop
-from audioseq.data.collate import Batch, collate
-from audioseq.data.event_clips import check_event_spec, event_frame_labels
+from audioseq.data.batching import Batch, collate, crop
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import BACKGROUND, Event, parse_events
 from audioseq.data.partition import resumed_workers
-from audioseq.data.shard_index import ShardInfo, resolve_shards
-from audioseq.data.shard_io import ShardReader
-from audioseq.data.shard_plan import batches_per_rank, segments, worker_span
+from audioseq.data.shards.index import ShardInfo, resolve_shards
+from audioseq.data.shards.plan import batches_per_rank, segments, worker_span
+from audioseq.data.shards.storage import ShardReader
 from audioseq.data.skipping import Skipped, SkipPolicy
+from audioseq.data.sources.clip_dataset import seconds_to_samples
+from audioseq.data.sources.event_clips import check_event_spec, event_frame_labels
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 

@@ -8,10 +8,10 @@ from torch.utils.data import IterableDataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
-from audioseq.data import dialling, dtmf
-from audioseq.data.collate import Batch
+from audioseq.data.batching import Batch
 from audioseq.data.example import Example
 from audioseq.data.partition import batches, rank_indices, worker_share
+from audioseq.data.sources import dialling, dtmf
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
@@ -142,7 +142,7 @@ class SyntheticSource:
     ``task=dtmf``: one press somewhere in the clip. ``task=memory``: the press comes first,
     then ``delay_seconds`` of distractors; the label is still the first press (train, val
     and test use the same delay). ``task=dialling``: long recordings of numbers being
-    dialled (:mod:`audioseq.data.dialling`), labelled at every 10 ms (``frame_labels``;
+    dialled (:mod:`audioseq.data.sources.dialling`), labelled at every 10 ms (``frame_labels``;
     class 0 is the background), for ``task=detect``.
     """
 
