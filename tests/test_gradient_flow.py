@@ -1,5 +1,6 @@
-"""The gradient-flow callback: the step-by-step unroll is the encoder, the vanilla RNN's
-‖∂L/∂h_t‖ vanishes where the LSTM's does not, and a real run writes its TensorBoard tags."""
+"""The gradient-flow callback: the encoder's per-step states are its forward pass, the
+vanilla RNN's ‖∂L/∂h_t‖ vanishes where the LSTM's does not, and a real run writes its
+TensorBoard tags."""
 
 import io
 from pathlib import Path
@@ -11,13 +12,7 @@ import torch
 from in_process import audioseq
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from audioseq.callbacks.gradient_flow import (
-    GradientFlowLogger,
-    log10_decay,
-    measure,
-    recurrent_weights,
-    unroll,
-)
+from audioseq.callbacks.gradient_flow import GradientFlowLogger, log10_decay, measure
 from audioseq.errors import ConfigError
 from audioseq.models.encoders import RecurrentEncoder
 from audioseq.models.masking import frame_mask
@@ -54,28 +49,51 @@ def clips(seconds: float = 0.5, count: int = 3) -> tuple[torch.Tensor, torch.Ten
     return audio, torch.full((count,), audio.shape[1])
 
 
-# ---- the unroll is the encoder -----------------------------------------------------------
+# ---- the per-step states are the encoder ------------------------------------------------
 
 
 @pytest.mark.parametrize("impl", ["fused", "scratch"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_the_unroll_reproduces_the_encoder_with_padding(cell, impl):
+def test_per_step_states_reproduce_the_encoder_with_padding(cell, impl):
     torch.manual_seed(0)
     encoder = RecurrentEncoder(5, cell, hidden_size=6, num_layers=2, impl=impl).double().eval()
     lengths = torch.tensor([9, 4, 7])
     features = torch.randn(3, 9, 5, dtype=torch.float64)
     with torch.no_grad():
         expected, _ = encoder(features, lengths)
-        weights = recurrent_weights(encoder)
-        outputs, states = unroll(weights, features, lengths)
-    assert weights.cell == cell and len(weights.layers) == 2
+        outputs, states = encoder.per_step_states(features, lengths)
     assert len(states) == 2 and all(len(hs) == 9 for hs in states)
     mask = frame_mask(lengths, 9).unsqueeze(-1)
-    torch.testing.assert_close(outputs * mask, expected * mask, atol=1e-10, rtol=0)
+    torch.testing.assert_close(outputs, expected, atol=1e-10, rtol=0)
+    top = torch.stack(states[-1], dim=1)  # the top layer's h_t, step by step
+    torch.testing.assert_close(top * mask, expected, atol=1e-10, rtol=0)
 
 
-def test_bidirectional_encoders_are_not_unrolled():
-    assert recurrent_weights(RecurrentEncoder(5, "gru", 4, 1, bidirectional=True)) is None
+def test_per_step_states_give_the_total_derivative_on_the_encoders_own_weights():
+    """h_0 reaches the last output only through the later steps: the gradient flows there,
+    and into the fused module's parameters (shared, not copied)."""
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(5, "gru", hidden_size=6, num_layers=2).double()
+    outputs, states = encoder.per_step_states(torch.randn(2, 7, 5, dtype=torch.float64),
+                                              torch.tensor([7, 5]))  # fmt: skip
+    grads = torch.autograd.grad(outputs[0, -1].sum(), [states[0][0], *encoder.parameters()])
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_bidirectional_per_step_states_are_per_direction_and_not_measured():
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(5, "lstm", hidden_size=4, num_layers=1, bidirectional=True)
+    lengths = torch.tensor([6, 3])
+    features = torch.randn(2, 6, 5)
+    with torch.no_grad():
+        expected, _ = encoder(features, lengths)
+        _, (forward, backward) = encoder.per_step_states(features, lengths)
+    both = torch.cat([torch.stack(forward, dim=1), torch.stack(backward, dim=1)], dim=-1)
+    mask = frame_mask(lengths, 6).unsqueeze(-1)
+    torch.testing.assert_close(both * mask, expected)
+    task = classifier({**recurrent("gru", hidden=4), "bidirectional": True})
+    flow = measure(task, *clips(0.3, 2), torch.tensor([0, 1]))
+    assert flow.layers == [] and np.all(flow.inputs > 0)  # h_t is two states: inputs only
 
 
 # ---- what the measurement shows ----------------------------------------------------------

@@ -1,12 +1,12 @@
 """Seeing vanishing gradients: ‖∂L/∂h_t‖ for every time step t and layer, in TensorBoard.
 
 A fused torch RNN only hands back the top layer's outputs, and even those are not h_t as
-the loss sees it: each h_t also feeds h_{t+1} inside the kernel. So the measurement
-unrolls the recurrence step by step with the cells of :mod:`audioseq.models.cells` on the
-encoder's own weights (fused and scratch encoders keep them under the same names), keeps
-every h_t of every layer, and asks autograd for ∂L/∂h_t: the total derivative, through
-the next layer and through all later steps. Encoders without recurrent weights (AR,
-Markov) still get ‖∂L/∂x_t‖ on their input features, which shows their receptive field.
+the loss sees it: each h_t also feeds h_{t+1} inside the kernel. So the measurement takes
+every h_t of every layer from the encoder's ``per_step_states`` (the recurrence unrolled
+step by step, see :class:`audioseq.models.encoders.RecurrentEncoder`) and asks autograd
+for ∂L/∂h_t: the total derivative, through the next layer and through all later steps.
+Encoders without per-step states (AR, Markov) and bidirectional ones, whose h_t is two
+states, still get ‖∂L/∂x_t‖ on their input features, which shows their receptive field.
 
 It runs in float64 on copies of the modules, so that a gradient that has vanished to
 1e-60 is still drawn rather than rounded to zero, and training is not touched.
@@ -22,26 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from torch import Tensor
 
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.tensorboard import tensorboard_writer
 from audioseq.config_schema import check
-from audioseq.models.cells import gru_step, lstm_step, rnn_step
 from audioseq.models.masking import frame_mask
 
 log = logging.getLogger(__name__)
-
-GATES_TO_CELL = {1: "rnn", 4: "lstm", 3: "gru"}
-WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
-@dataclass
-class RecurrentWeights:
-    """A unidirectional tanh RNN/LSTM/GRU's weights in torch's layout, layer by layer."""
-
-    cell: str
-    layers: list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]
 
 
 @dataclass
@@ -55,56 +43,6 @@ class GradientFlow:
     steps: int  # frames every clip has: the scalars are taken inside this range
     weight_norms: dict[str, float] = field(default_factory=dict)
     grad_norms: dict[str, float] = field(default_factory=dict)
-
-
-def recurrent_weights(encoder: nn.Module) -> RecurrentWeights | None:
-    """The weights ``weight_ih_l{k}``... of the first module that has them, or None when
-    there are none or the cells are not ones the step functions model (bidirectional,
-    ReLU RNN, projected LSTM)."""
-    holder = next((m for m in encoder.modules() if hasattr(m, "weight_ih_l0")), None)
-    if holder is None or hasattr(holder, "weight_ih_l0_reverse") or hasattr(holder, "weight_hr_l0"):
-        return None
-    if getattr(holder, "nonlinearity", "tanh") != "tanh":
-        return None
-    gates, hidden = holder.weight_hh_l0.shape
-    cell = GATES_TO_CELL.get(gates // hidden) if gates % hidden == 0 else None
-    if cell is None:
-        return None
-    layers, k = [], 0
-    while hasattr(holder, f"weight_ih_l{k}"):
-        layers.append(tuple(getattr(holder, f"{name}_l{k}", None) for name in WEIGHTS))
-        k += 1
-    return RecurrentWeights(cell, layers)
-
-
-def unroll(
-    weights: RecurrentWeights, features: Tensor, frame_lengths: Tensor
-) -> tuple[Tensor, list[list[Tensor]]]:
-    """The encoder's outputs [B, T, H] computed one step at a time, and every layer's h_t
-    as its own tensor (so autograd can give ∂L/∂h_t). Padded frames carry the state
-    unchanged and output zeros, as in the encoders."""
-    batch, steps, _ = features.shape
-    mask = frame_mask(frame_lengths, steps).t().unsqueeze(-1)  # [T, B, 1]
-    layer_input = features.transpose(0, 1)
-    states: list[list[Tensor]] = []
-    for w_ih, w_hh, b_ih, b_hh in weights.layers:
-        x_proj = F.linear(layer_input, w_ih, b_ih)
-        h = x_proj.new_zeros(batch, w_hh.shape[1])
-        c = torch.zeros_like(h)
-        hs = []
-        for t in range(steps):
-            if weights.cell == "lstm":
-                h_new, c_new = lstm_step(x_proj[t], h, c, w_hh, b_hh)
-                c = torch.where(mask[t], c_new, c)
-            elif weights.cell == "gru":
-                h_new = gru_step(x_proj[t], h, w_hh, b_hh)
-            else:
-                h_new = rnn_step(x_proj[t], h, w_hh, b_hh)
-            h = torch.where(mask[t], h_new, h)
-            hs.append(h)
-        states.append(hs)
-        layer_input = torch.stack(hs)
-    return (layer_input * mask).transpose(0, 1), states
 
 
 def _mean_norms(grads: Tensor, valid: Tensor) -> np.ndarray:
@@ -130,11 +68,11 @@ def measure(
     for module in modules.values():
         module.to(dtype).eval()
     features = features.to(dtype).requires_grad_()
-    weights = recurrent_weights(modules["encoder"])
-    if weights is not None:
-        outputs, states = unroll(weights, features, frame_lengths)
+    encoder = modules["encoder"]
+    if hasattr(encoder, "per_step_states") and not encoder.bidirectional:
+        outputs, states = encoder.per_step_states(features, frame_lengths)
     else:
-        outputs, states = modules["encoder"](features, frame_lengths)[0], []
+        outputs, states = encoder(features, frame_lengths)[0], []
     logits = modules["head"](modules["pooling"](outputs, frame_lengths))
     loss = F.cross_entropy(logits, labels, reduction="sum")
     params = [

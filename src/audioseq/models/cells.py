@@ -1,7 +1,8 @@
 """RNN, LSTM and GRU written from their equations, with torch's parameter names and layout.
 
 They exist to be read (and stepped through in a debugger), and so that what a cell does
-is not hidden in a fused kernel; ``RecurrentEncoder(impl="scratch")`` uses them. Each
+is not hidden in a fused kernel; ``RecurrentEncoder(impl="scratch")`` uses them, and so
+does ``RecurrentEncoder.per_step_states`` (every h_t, for the gradient-flow plots). Each
 layer and direction owns ``weight_ih_l{k}[_reverse]`` [G*H, D_in], ``weight_hh_l{k}`` [G*H, H],
 ``bias_ih_l{k}`` and ``bias_hh_l{k}`` [G*H], the G gate blocks stacked in torch's order
 (LSTM: i, f, g, o; GRU: r, z, n), so a state dict loads into ``nn.RNN``/``nn.LSTM``/
@@ -68,14 +69,15 @@ def scan(
     w_hh: Tensor,
     b_hh: Tensor,
     reverse: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[list[Tensor], Tensor, Tensor]:
     """One layer in one direction over time-major ``x_proj`` [T, B, G*H].
 
     ``mask`` [T, B, 1] is False at padded frames, where the state is carried unchanged:
     padding never reaches a state, the final state is the one at each clip's last valid
     frame, and the reverse direction starts from the initial state there. ``c`` is the
-    LSTM's cell state (passed through untouched by the other cells). Returns the states
-    at every step [T, B, H] and the final ``h`` and ``c``.
+    LSTM's cell state (passed through untouched by the other cells). Returns the state
+    at every step in time order, T tensors [B, H], each the one the next step was computed
+    from (so autograd can differentiate against it), and the final ``h`` and ``c``.
     """
     steps = x_proj.shape[0]
     outputs: list[Tensor] = []
@@ -92,7 +94,7 @@ def scan(
         outputs.append(h)
     if reverse:
         outputs.reverse()
-    return torch.stack(outputs), h, c
+    return outputs, h, c
 
 
 class ScratchRecurrent(nn.Module):
@@ -150,10 +152,20 @@ class ScratchRecurrent(nn.Module):
     def forward(
         self, x: Tensor, lengths: Tensor, state: Tensor | tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor]]:
+        outputs, final, _ = self.unroll(x, lengths, state)
+        return outputs, final
+
+    def unroll(
+        self, x: Tensor, lengths: Tensor, state: Tensor | tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor], list[list[Tensor]]]:
+        """``forward``'s outputs and final state, and ``steps[k][t]`` [B, H]: the state h_t
+        of layer and direction k (ordered as the final state's first dimension) at every
+        step t, each the tensor the next step and the next layer were computed from, so
+        that autograd gives ∂L/∂h_t as the total derivative through both."""
         mask = frame_mask(lengths.to(x.device), x.shape[1]).t().unsqueeze(-1)  # [T, B, 1]
         h0, c0 = self._initial_state(state, x)
         layer_input = x.transpose(0, 1)  # time-major: one contiguous slice per step
-        final_h, final_c = [], []
+        final_h, final_c, steps = [], [], []
         for layer in range(self.num_layers):
             if layer > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
@@ -166,11 +178,12 @@ class ScratchRecurrent(nn.Module):
                 )
                 x_proj = F.linear(layer_input, w_ih, b_ih)  # W_ih·x_t + b_ih for every t at once
                 c = c0[k] if self.cell == "lstm" else c0
-                out, h, c = scan(self.cell, x_proj, mask, h0[k], c, w_hh, b_hh, direction == 1)
-                outputs.append(out)
+                hs, h, c = scan(self.cell, x_proj, mask, h0[k], c, w_hh, b_hh, direction == 1)
+                outputs.append(torch.stack(hs))
+                steps.append(hs)
                 final_h.append(h)
                 final_c.append(c)
             layer_input = torch.cat(outputs, dim=-1)
         outputs = (layer_input * mask).transpose(0, 1)
         h_n = torch.stack(final_h)
-        return outputs, ((h_n, torch.stack(final_c)) if self.cell == "lstm" else h_n)
+        return outputs, ((h_n, torch.stack(final_c)) if self.cell == "lstm" else h_n), steps

@@ -75,3 +75,32 @@ class RecurrentEncoder(nn.Module):
         outputs, state = self.rnn(packed, state)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=steps)
         return outputs, state
+
+    def per_step_states(
+        self, features: torch.Tensor, frame_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """``forward``'s outputs (from a zero state), and every layer's h_t at every step
+        as its own tensor, ``states[k][t]`` [B, H] (k: layer and direction, in the order
+        of the state's first dimension), for measuring ∂L/∂h_t: the total derivative
+        through later steps and layers, which a fused kernel's outputs cannot give.
+
+        It runs the cells of :mod:`audioseq.models.cells` step by step on this encoder's
+        own parameters (for ``impl="fused"`` too: the names and layout are the same), so
+        gradients reach them; slow, for measurements rather than training.
+        """
+        scratch = self.rnn
+        if self.impl != "scratch":
+            with torch.device("meta"):  # its own parameters are replaced: allocate none
+                scratch = ScratchRecurrent(
+                    self.cell,
+                    self.input_size,
+                    self.hidden_size,
+                    self.num_layers,
+                    self.rnn.dropout,
+                    self.bidirectional,
+                )
+            for name, parameter in self.rnn.named_parameters():
+                setattr(scratch, name, parameter)  # shared, not copied
+            scratch.train(self.training)
+        outputs, _, states = scratch.unroll(features, frame_lengths)
+        return outputs, states
