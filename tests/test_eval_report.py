@@ -99,3 +99,13 @@ def test_per_class_agrees_with_torchmetrics() -> None:
         assert [getattr(s, name) for s in scores] == pytest.approx(expected.tolist(), abs=1e-6)
     assert [s.support for s in scores] == torch.bincount(target, minlength=5).tolist()
     assert [s.predicted for s in scores] == torch.bincount(preds, minlength=5).tolist()
+
+
+def test_per_class_scores_are_exact_double_precision_ratios() -> None:
+    """per_class.csv holds the exact ratios of the counts (torchmetrics' float32 ones would
+    differ in the eighth digit), and 0 where a ratio is undefined."""
+    matrix = torch.tensor([[5, 1, 1], [2, 0, 1], [0, 0, 0]])  # b never predicted, c never true
+    scores = per_class(matrix, list("abc"))
+    assert [s.precision for s in scores] == [5 / 7, 0.0, 0.0]
+    assert [s.recall for s in scores] == [5 / 7, 0.0, 0.0]
+    assert [s.f1 for s in scores] == [2 * (5 / 7) * (5 / 7) / (10 / 7), 0.0, 0.0]

@@ -57,7 +57,11 @@ def match(events: Sequence[Event], reference: Sequence[Onset], tolerance: float)
 
 
 def f_scores(hits: float, false_alarms: float, misses: float) -> tuple[float, float, float]:
-    """Precision, recall and F1 (each 0 when undefined)."""
+    """Precision, recall and F1 (each 0 when undefined).
+
+    From the counts of :func:`match`, not torchmetrics: it has no event matching with an
+    onset tolerance, and its precision/recall/F1 take per-item predictions, not counts.
+    """
     precision = hits / (hits + false_alarms) if hits + false_alarms else 0.0
     recall = hits / (hits + misses) if hits + misses else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
