@@ -1,14 +1,11 @@
 #!/usr/bin/env python
-"""Compare the jobs of a Hydra multirun: prints a Markdown table, writes PNG plots.
-
-python scripts/compare_runs.py logs/long_memory/multiruns/<timestamp> [--out docs/images]
-    [--plot PATH] [--metric test/acc] [--curve val/acc] [--where model=rnn,lstm]
-    [--images gradients/dL_dh[=PATH]]
-"""
+"""Thin launcher: `python scripts/compare_runs.py MULTIRUN [options]` prints a Markdown
+table of the jobs of a Hydra multirun and writes PNG plots (options: `--help`, or
+src/audioseq/cli/compare_runs.py)."""
 
 import sys
 
-from audioseq.reports import main
+from audioseq.cli.compare_runs import main
 
 if __name__ == "__main__":
     sys.exit(main())

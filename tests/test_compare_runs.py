@@ -12,14 +12,9 @@ import torch
 from in_process import audioseq
 from processes import script
 
-from audioseq.reports import (
-    ReportError,
-    compare,
-    load_multirun,
-    main,
-    numeric_keys,
-    swept_keys,
-)
+from audioseq.cli.compare_runs import main
+from audioseq.comparison.jobs import ReportError, load_multirun, numeric_keys, swept_keys
+from audioseq.comparison.report import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

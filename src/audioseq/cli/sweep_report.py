@@ -1,5 +1,5 @@
 """A Hydra callback: at the end of every ``-m`` sweep, the comparison of its jobs
-(``audioseq.reports``, as ``scripts/compare_runs.py`` prints it) is written into the sweep
+(:mod:`audioseq.comparison`, as ``scripts/compare_runs.py`` prints it) is written into the sweep
 folder: ``compare_runs.md`` (the table) and ``compare_runs.png`` (the plot)."""
 
 import logging
@@ -19,7 +19,7 @@ class CompareRuns(Callback):
     e.g. when no job finished, is a warning: the sweep's own results stay as they are)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from audioseq.reports import compare  # matplotlib and TensorBoard: only when used
+        from audioseq.comparison.report import compare  # matplotlib and TensorBoard: only when used
 
         folder = Path(config.hydra.sweep.dir)
         try:
