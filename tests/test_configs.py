@@ -1,11 +1,13 @@
 """Every shipped config composes, and the pieces it names can be built."""
 
+import itertools
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.train import build_task
@@ -32,17 +34,48 @@ def test_every_model_and_frontend_builds(model: str, features: str) -> None:
     assert logits.shape == (2, 3)
 
 
-@pytest.mark.parametrize("scheduler", options("task/scheduler"))
-def test_every_scheduler_steps(scheduler: str) -> None:
+def _lrs(scheduler: str, steps: int) -> tuple[float, list[float]]:
+    """The base lr and the lr of every step of ``steps`` under ``task/scheduler``."""
     cfg = compose_train(f"task/scheduler={scheduler}")
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    optimizer = instantiate(cfg.task.optimizer)(params=params)
-    if cfg.task.scheduler:
-        schedule = instantiate(cfg.task.scheduler)(optimizer, total_steps=50)
-        for _ in range(50):
-            optimizer.step()
+    optimizer = instantiate(cfg.task.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+    base = optimizer.param_groups[0]["lr"]
+    schedule = (
+        instantiate(cfg.task.scheduler)(optimizer, total_steps=steps)
+        if cfg.task.scheduler
+        else None
+    )
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if schedule is not None:
             schedule.step()
-    assert optimizer.param_groups[0]["lr"] > 0
+    return base, lrs
+
+
+#: What each shipped schedule must do over 50 steps (a new scheduler config adds a line).
+SCHEDULE_SHAPES = {
+    "constant": lambda base, lrs, cfg: all(lr == base for lr in lrs),
+    "warmup_cosine": lambda base, lrs, cfg: (
+        lrs[0] < base  # warming up (10 steps: a fifth of 50)
+        and max(lrs) == pytest.approx(base)
+        and lrs[-1] == pytest.approx(cfg.min_lr_ratio * base, rel=0.05)
+        and all(a >= b for a, b in itertools.pairwise(lrs[10:]))
+    ),
+    "onecycle": lambda base, lrs, cfg: (
+        max(lrs) == pytest.approx(cfg.max_lr)
+        and lrs.index(max(lrs)) == pytest.approx(cfg.pct_start * 50, abs=1)
+        and lrs[-1] < lrs[0]
+    ),
+}
+
+
+@pytest.mark.parametrize("scheduler", options("task/scheduler"))
+def test_every_scheduler_has_its_shape(scheduler: str) -> None:
+    assert scheduler in SCHEDULE_SHAPES, f"add the expected shape of {scheduler} above"
+    base, lrs = _lrs(scheduler, 50)
+    cfg = compose_train(f"task/scheduler={scheduler}").task.scheduler
+    assert SCHEDULE_SHAPES[scheduler](base, lrs, cfg), lrs
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))
@@ -52,10 +85,44 @@ def test_every_trainer_config_composes(trainer: str) -> None:
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
 
 
+def _leaves(node: dict, prefix: str = "") -> dict[str, object]:
+    """Flat ``a.b.c -> value`` of a plain nested dict (lists are values)."""
+    flat = {}
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        flat.update(_leaves(value, path + ".") if isinstance(value, dict) else {path: value})
+    return flat
+
+
+def _experiment_settings(name: str) -> tuple[dict[str, object], dict[str, str]]:
+    """The leaf values an experiment file sets (after the experiments it includes) and the
+    config groups it overrides (``{"model": "gru"}``)."""
+    raw = OmegaConf.to_container(OmegaConf.load(CONF / "experiment" / f"{name}.yaml"))
+    leaves: dict[str, object] = {}
+    groups: dict[str, str] = {}
+    for entry in raw.pop("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            included_leaves, included_groups = _experiment_settings(entry)
+            leaves.update(included_leaves)
+            groups.update(included_groups)
+        elif isinstance(entry, dict):
+            for key, option in entry.items():
+                groups[key.removeprefix("override /").replace("/", ".")] = option
+    raw.pop("hydra", None)
+    leaves.update(_leaves(raw))
+    return leaves, groups
+
+
 @pytest.mark.parametrize("experiment", options("experiment"))
-def test_every_experiment_composes(experiment: str) -> None:
-    cfg = compose_train(f"experiment={experiment}")
-    assert cfg.model.encoder.cell in ("rnn", "lstm", "gru")
+def test_every_experiment_is_its_groups_plus_its_values(experiment: str) -> None:
+    """An experiment composes to exactly the groups it picks with the values its file sets
+    on top: every value lands (nothing shadowed or misspelt) and nothing else moves."""
+    leaves, groups = _experiment_settings(experiment)
+    assert leaves, experiment
+    composed = _leaves(OmegaConf.to_container(compose_train(f"experiment={experiment}")))
+    picked = compose_train(*(f"{group}={option}" for group, option in groups.items()))
+    expected = _leaves(OmegaConf.to_container(picked)) | leaves
+    assert composed == expected
 
 
 def test_synthetic_data_config_builds_a_datamodule() -> None:
