@@ -222,6 +222,11 @@ def audioseq(name: str, *args: str, cwd: str | Path, **kwargs: Any) -> subproces
     return run_main(main, args, cwd=cwd, prog=f"audioseq-{name}", **kwargs)
 
 
+def attempt(name: str, *args: str, cwd: str | Path) -> subprocess.CompletedProcess:
+    """``audioseq-NAME ARGS`` in this process, whatever its exit status (for error tests)."""
+    return audioseq(name, *args, cwd=cwd, returncode=None)
+
+
 def train(*overrides: str, cwd: str | Path, **kwargs: Any) -> subprocess.CompletedProcess:
     """``audioseq-train OVERRIDES`` in this process (the README's command)."""
     return audioseq("train", *overrides, cwd=cwd, **kwargs)

@@ -2,7 +2,6 @@
 
 import json
 import struct
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from audioseq.data.batching import collate
 from audioseq.data.datamodule import AudioDataModule
 from audioseq.data.skipping import REASONS, Skipped, SkipPolicy
 from audioseq.errors import ConfigError, DataError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def good_clip(path: Path, seconds: float = 0.5, seed: int = 0) -> None:
@@ -162,10 +159,6 @@ def test_skip_policy_and_collate_counts() -> None:
     assert set(REASONS) >= {r for _, r in BAD_FILES.values()}
 
 
-def train_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return audioseq("train", *overrides, cwd=cwd)
-
-
 def skipped_scalars(run_dir: Path) -> dict[str, float]:
     values: dict[str, float] = {}
     for events in run_dir.glob("events.out.tfevents.*"):
@@ -212,7 +205,8 @@ SKIP_RUN = [
 def test_skipped_samples_reach_tensorboard(tmp_path: Path) -> None:
     manifest = many_bad_corpus(tmp_path)
     run_dir = tmp_path / "run"
-    train_cli(
+    audioseq(
+        "train",
         *SKIP_RUN,
         f"data.train_manifest={manifest}",
         f"data.val_manifest={tmp_path / 'val.jsonl'}",

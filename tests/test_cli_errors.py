@@ -8,16 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from in_process import audioseq
+from in_process import attempt
 from processes import ROOT
 from processes import run as run_process
 
 FAST = ["debug=fast", "features.normalize=utterance"]
-
-
-def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``audioseq-SCRIPT OVERRIDES`` in this process, whatever its exit status."""
-    return audioseq(script, *overrides, cwd=cwd, returncode=None)
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -44,7 +39,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def manifest_run(corpus: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run(
+    return attempt(
         "train",
         *FAST,
         "data=manifest",
@@ -107,27 +102,27 @@ def test_unreadable_audio_found_in_a_worker(corpus: Path) -> None:
 
 
 def test_bad_config_value(tmp_path: Path) -> None:
-    line = error_line(run("train", *FAST, "model.pooling=median", cwd=tmp_path))
+    line = error_line(attempt("train", *FAST, "model.pooling=median", cwd=tmp_path))
     assert "model.pooling" in line and "median" in line
 
 
 def test_unknown_data_option(tmp_path: Path) -> None:
-    line = error_line(run("train", *FAST, "+data.train_sise=10", cwd=tmp_path))
+    line = error_line(attempt("train", *FAST, "+data.train_sise=10", cwd=tmp_path))
     assert "train_sise" in line
 
 
 def test_unknown_config_key_is_refused_by_hydra(tmp_path: Path) -> None:
-    result = run("train", *FAST, "model.hidden=3", cwd=tmp_path)
+    result = attempt("train", *FAST, "model.hidden=3", cwd=tmp_path)
     assert result.returncode != 0
     assert "Could not override 'model.hidden'" in result.stderr
 
 
 def test_eval_missing_checkpoint(tmp_path: Path) -> None:
-    line = error_line(run("eval", "ckpt_path=missing.ckpt", cwd=tmp_path))
+    line = error_line(attempt("eval", "ckpt_path=missing.ckpt", cwd=tmp_path))
     assert "missing.ckpt" in line and "not found" in line
 
 
 def test_eval_not_a_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "junk.ckpt").write_bytes(b"\x00" * 100)
-    line = error_line(run("eval", f"ckpt_path={tmp_path / 'junk.ckpt'}", cwd=tmp_path))
+    line = error_line(attempt("eval", f"ckpt_path={tmp_path / 'junk.ckpt'}", cwd=tmp_path))
     assert "junk.ckpt: not a usable audioseq checkpoint" in line

@@ -16,7 +16,6 @@ from audioseq.cli.compare_runs import main
 from audioseq.comparison.jobs import ReportError, load_multirun, numeric_keys, swept_keys
 from audioseq.comparison.report import compare
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Tiny models: one intra-op thread is faster, and immune to a busy machine.
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}

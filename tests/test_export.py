@@ -13,7 +13,6 @@ from audioseq.inference.export import Exported, export_model, onnxruntime_availa
 from audioseq.inference.graphs import StreamGraph
 from audioseq.inference.streaming import frame_logits
 
-ROOT = Path(__file__).resolve().parents[1]
 FORMATS = [
     "torchscript",
     pytest.param(

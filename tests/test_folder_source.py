@@ -2,7 +2,6 @@
 run through the real train and eval commands."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from audioseq.data.sources.folder import FolderSource
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("bird", "cat", "dog")
 
 
@@ -175,14 +173,10 @@ def test_the_datamodule_serves_16k_batches(corpus):
     assert val["audio"].shape == (2, 12000) and val["audio"].dtype == torch.float32
 
 
-def cli(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return audioseq(script, *overrides, cwd=cwd)
-
-
 def test_train_and_eval_commands(corpus, tmp_path):
     fast = ["debug=fast", "features.normalize=utterance"]
     run = tmp_path / "run"
-    cli(
+    audioseq(
         "train",
         *fast,
         "data=folder",
@@ -197,7 +191,7 @@ def test_train_and_eval_commands(corpus, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
     moved = corpus.rename(tmp_path / "moved")  # the checkpoint's root is gone; point elsewhere
-    cli(
+    audioseq(
         "eval",
         f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
         f"data.root={moved}",

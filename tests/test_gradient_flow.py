@@ -3,7 +3,6 @@ vanilla RNN's ‖∂L/∂h_t‖ vanishes where the LSTM's does not, and a real r
 TensorBoard tags."""
 
 import io
-from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -18,7 +17,6 @@ from audioseq.models.encoders import RecurrentEncoder
 from audioseq.models.masking import frame_mask
 from audioseq.tasks.classification import AudioClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
 FEATURES = {"_target_": "audioseq.models.frontends.LogMel", "normalize": "utterance"}
 OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True}
 

@@ -15,7 +15,6 @@ from audioseq.data.datamodule import AudioDataModule
 from audioseq.data.sources.speech_commands import WORDS, SpeechCommandsSource
 from audioseq.errors import ConfigError, DataError
 
-ROOT = Path(__file__).resolve().parents[1]
 KNOWN = ("yes", "no", "up", "down")  # 4 of the 10 keywords
 OTHERS = ("bed", "bird", "cat", "dog", "happy", "marvin")  # become _unknown_ in v2_12
 PER_WORD = 10  # clips per word: 2 in validation_list.txt, 2 in testing_list.txt, 6 train

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchaudio
-from in_process import audioseq
+from in_process import attempt, audioseq
 from processes import script
 from tiny_models import make_classifier, save_checkpoint
 
@@ -31,11 +31,6 @@ STREAMABLE = [
     "trainer.max_epochs=1",
     "test=false",
 ]
-
-
-def run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``audioseq-NAME ARGS`` in this process, whatever its exit status."""
-    return audioseq(name, *args, cwd=cwd, returncode=None)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +80,7 @@ def test_stream_a_44k_file_in_chunks(checkpoint: Path, tmp_path: Path, write_wav
     path = write_wav(tmp_path / "long.wav", audio44, 44100, subtype="FLOAT")
     jsonl = tmp_path / "out.jsonl"
     args = [f"ckpt_path={checkpoint}", f"input={path}", f"output={jsonl}", "chunk_ms=70"]
-    result = run("stream", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = attempt("stream", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     chunks = check_stream_output(result, jsonl, len(read_audio(path)) / 16000)
     # The stream's last posteriors are the model's for the whole (resampled) file.
     want = offline_posteriors(checkpoint, read_audio(path))
@@ -116,7 +111,7 @@ def test_stream_raw_pcm_from_stdin(checkpoint: Path, tmp_path: Path) -> None:
 def test_unreadable_input_is_one_clear_line(checkpoint: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00 this is not audio")
-    result = run("stream", f"ckpt_path={checkpoint}", f"input={bad}", cwd=tmp_path)
+    result = attempt("stream", f"ckpt_path={checkpoint}", f"input={bad}", cwd=tmp_path)
     assert result.returncode == 2
     err = result.stderr.strip()
     assert err.startswith(f"error: input: {bad}: cannot decode audio"), err
@@ -124,7 +119,7 @@ def test_unreadable_input_is_one_clear_line(checkpoint: Path, tmp_path: Path) ->
 
 
 def test_missing_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
-    result = run("stream", "ckpt_path=missing.ckpt", "input=x.wav", cwd=tmp_path)
+    result = attempt("stream", "ckpt_path=missing.ckpt", "input=x.wav", cwd=tmp_path)
     assert result.returncode == 2
     err = result.stderr.strip()
     assert err == f"error: ckpt_path: checkpoint not found: {tmp_path / 'missing.ckpt'}", err
@@ -133,7 +128,7 @@ def test_missing_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
 def test_a_model_that_cannot_stream_is_refused(tmp_path: Path, sine, write_wav) -> None:
     ckpt = save_checkpoint(make_classifier(bidirectional=True), tmp_path / "bi.ckpt")
     wav = write_wav(tmp_path / "a.wav", sine(440, 0.5, 16000), 16000)
-    result = run("stream", f"ckpt_path={ckpt}", f"input={wav}", cwd=tmp_path)
+    result = attempt("stream", f"ckpt_path={ckpt}", f"input={wav}", cwd=tmp_path)
     assert result.returncode == 2
     err = result.stderr.strip()
     assert err.startswith("error: cannot stream a bidirectional encoder"), err

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from processes import ROOT
 
 from audioseq.tasks.checkpoint import TASK_KEY, task_path
 from audioseq.tasks.classification import AudioClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
 FRONTENDS = {
     "logmel": {"_target_": "audioseq.models.frontends.LogMel", "n_mels": 8},
     "mfcc": {"_target_": "audioseq.models.frontends.MFCC", "n_mels": 12, "n_mfcc": 6},
