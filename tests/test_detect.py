@@ -16,9 +16,9 @@ from audioseq.cli.train import build_task
 from audioseq.data.sources.synthetic import SyntheticSource
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
-from audioseq.inference.events import Event
 from audioseq.tasks.checkpoint import load_checkpoint
 from audioseq.tasks.event_scoring import EventCounts, Onset, f_scores, match, onsets
+from audioseq.tasks.events import Event
 
 DIALLING = ["_background_", *"0123456789*#"]
 
@@ -26,7 +26,7 @@ DIALLING = ["_background_", *"0123456789*#"]
 @pytest.mark.parametrize(
     ("overrides", "labels", "message"),
     [
-        ([], list("ab"), "task=detect needs frame-labelled data (data.task=dialling"),
+        ([], list("ab"), "task=detect needs frame-labelled data (data.corpus=dialling"),
         (["model.encoder.bidirectional=true"], DIALLING, "task=detect needs a causal encoder"),
         (["model.pooling=max"], DIALLING, "task=detect classifies every frame, so model.pooling"),
         (["features=frames"], DIALLING, "task=detect needs causal features"),
@@ -98,7 +98,7 @@ def test_a_run_logs_frame_and_event_metrics_and_the_posteriors_image(run_dir: Pa
 def test_streaming_a_held_out_recording_prints_the_events_of_the_evaluation(
     run_dir: Path, tmp_path: Path, write_wav
 ) -> None:
-    source = SyntheticSource(task="dialling", seed=99, train_size=1, val_size=0, test_size=1)
+    source = SyntheticSource(corpus="dialling", seed=99, train_size=1, val_size=0, test_size=1)
     example = source.dataset("test", LoaderSpec(1, 30.0, False)).example(0)  # unseen seed
     path = write_wav(tmp_path / "call.wav", example.audio.numpy(), 16000, subtype="FLOAT")
     checkpoint = run_dir / "checkpoints" / "best.ckpt"

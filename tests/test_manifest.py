@@ -11,8 +11,9 @@ import torch
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.datamodule import AudioDataModule
+from audioseq.data.entries import read_manifest
 from audioseq.data.skipping import Skipped
-from audioseq.data.sources.manifest import ManifestSource, read_manifest
+from audioseq.data.sources.manifest import ManifestSource
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError, one_line
 

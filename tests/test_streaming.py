@@ -9,8 +9,8 @@ from tiny_models import CELLS, FRONTENDS, LABELS, make_classifier, signal
 from audioseq.data.audio import read_audio, to_mono_16k
 from audioseq.errors import ConfigError, DataError
 from audioseq.inference.audio_stream import StreamingResampler, file_chunks, pcm_chunks
-from audioseq.inference.events import EventDetector
 from audioseq.inference.streaming import StreamingClassifier, check_streamable, frame_logits
+from audioseq.tasks.events import EventDetector
 
 
 @pytest.fixture(autouse=True, scope="module")

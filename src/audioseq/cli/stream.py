@@ -7,7 +7,7 @@ A classifier (``model.pooling=last``) or a frame detector (``task=detect``) stre
 
 Each chunk's frames go through the model with the carried frontend overlap and recurrent
 state (:mod:`audioseq.inference.streaming`); their posteriors feed the event detector
-(:mod:`audioseq.inference.events`). Ends with the real-time factor and per-chunk latency.
+(:mod:`audioseq.tasks.events`). Ends with the real-time factor and per-chunk latency.
 """
 
 import json
@@ -31,9 +31,9 @@ from audioseq.config_schema import validate
 from audioseq.data.frame_labels import BACKGROUND
 from audioseq.errors import ConfigError
 from audioseq.inference.audio_stream import file_chunks, pcm_chunks
-from audioseq.inference.events import Event, EventDetector
 from audioseq.inference.streaming import StreamingClassifier
 from audioseq.tasks.checkpoint import load_checkpoint
+from audioseq.tasks.events import Event, EventDetector
 
 #: Event settings for a classifier checkpoint where the command line leaves them null.
 CLASSIFIER_EVENTS = {"smooth_ms": 200.0, "threshold": 0.5, "refractory_ms": 500.0}

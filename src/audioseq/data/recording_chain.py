@@ -17,8 +17,7 @@ import torch
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio import read_audio, resampler
-from audioseq.data.entries import Entry
-from audioseq.data.sources.manifest import read_manifest
+from audioseq.data.entries import Entry, read_manifest
 
 
 @dataclass(frozen=True)

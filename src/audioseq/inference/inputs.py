@@ -3,9 +3,8 @@
 from collections.abc import Iterable
 from pathlib import Path
 
-from audioseq.data.entries import Entry
+from audioseq.data.entries import Entry, read_manifest
 from audioseq.data.sources.folder import AUDIO_SUFFIXES, audio_files
-from audioseq.data.sources.manifest import read_manifest
 from audioseq.errors import DataError
 
 MANIFEST_SUFFIXES = (".jsonl",)

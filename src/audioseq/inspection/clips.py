@@ -22,9 +22,8 @@ import torch
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio import decode_audio, read_audio
 from audioseq.data.datamodule import build_source
-from audioseq.data.entries import Entry
+from audioseq.data.entries import Entry, read_manifest
 from audioseq.data.sources.folder import class_folders, list_path, split_entries
-from audioseq.data.sources.manifest import read_manifest
 from audioseq.data.sources.shards import AUDIO_SUFFIXES, ShardBatches, sidecar
 from audioseq.data.sources.speech_commands import open_corpus, word_entries
 from audioseq.data.sources.synthetic import SyntheticBatches
@@ -151,7 +150,7 @@ def _shard_clips(dataset: ShardBatches, split: str, decode: bool) -> Iterator[Cl
 
 def _synthetic_clips(dataset: SyntheticBatches, labels: list[str], split: str) -> Iterator[Clip]:
     """The generated clips, rendered as training renders them (a batch at a time).
-    Frame-labelled recordings (``task=dialling``) have no clip label."""
+    Frame-labelled recordings (``data.corpus=dialling``) have no clip label."""
     step = max(1, RENDERED_SAMPLES // dataset.clip_samples)
     for start in range(0, dataset.size, step):
         batch = dataset.batch(list(range(start, min(start + step, dataset.size))))

@@ -2,7 +2,7 @@
 truncated back-propagation through time.
 
 frontend -> causal encoder -> linear head at every frame, frame cross-entropy against the
-labels of frame-labelled data (``data.task=dialling``, or manifests with ``events``).
+labels of frame-labelled data (``data.corpus=dialling``, or manifests with ``events``).
 Only causal models are accepted (a unidirectional encoder, no pooling, no per-recording
 normalisation), so the model that is trained is the one ``audioseq-stream`` runs.
 
@@ -31,12 +31,12 @@ from audioseq.config_schema import check
 from audioseq.data.batching import Batch
 from audioseq.data.frame_labels import BACKGROUND, LABEL_HOP, PAD
 from audioseq.errors import ConfigError
-from audioseq.inference.events import Event, EventDetector
 from audioseq.models.chunks import Chunk, chunk_count, run_chunks
 from audioseq.models.heads import LinearHead
 from audioseq.tasks.base import AudioTask
 from audioseq.tasks.detection_figure import posteriors_figure
 from audioseq.tasks.event_scoring import f_scores, match, onsets
+from audioseq.tasks.events import Event, EventDetector
 
 #: The labels-vs-posteriors image shows at most this many frames of the first recording.
 FIGURE_FRAMES = 3000
@@ -73,7 +73,7 @@ class FrameDetector(AudioTask):
         self.labels = list(labels)
         if len(self.labels) < 2 or self.labels[0] != BACKGROUND:
             raise ConfigError(
-                "task=detect needs frame-labelled data (data.task=dialling, or manifests whose "
+                "task=detect needs frame-labelled data (data.corpus=dialling, or manifests whose "
                 f"lines carry 'events'); these labels have no {BACKGROUND} class: {self.labels}"
             )
         if getattr(self.encoder, "bidirectional", False):

@@ -2,7 +2,7 @@
 
 Frame accuracy rewards getting the long background right; what a user of a detector
 counts is presses found and false alarms. A detected event (from
-:class:`audioseq.inference.events.EventDetector`, the same rule ``audioseq-stream`` uses)
+:class:`audioseq.tasks.events.EventDetector`, the same rule ``audioseq-stream`` uses)
 is a hit when an annotated event of the same class starts within ``tolerance`` seconds of
 its time; each annotated event can be hit once. Unmatched detections are false alarms,
 unmatched annotations misses.
@@ -15,7 +15,7 @@ import torch
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.frame_labels import LABEL_HOP
-from audioseq.inference.events import Event
+from audioseq.tasks.events import Event
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio import read_audio
-from audioseq.data.entries import Entry
+from audioseq.data.entries import Entry, read_manifest
 from audioseq.data.shards.index import FORMAT, INDEX_NAME, sample_labels
 from audioseq.data.skipping import SkipPolicy
-from audioseq.data.sources.manifest import read_manifest
 from audioseq.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
