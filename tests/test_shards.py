@@ -1,4 +1,4 @@
-"""``data=shards``: the epoch plan, exact epochs over simulated ranks x real workers,
+"""``data=shards``: shard ranges, exact epochs over simulated ranks x real workers,
 reshuffling, bucketing, index handling, and every bad-data case for raise and skip."""
 
 import json
@@ -11,44 +11,12 @@ import pytest
 from shard_corpus import LABELS, good_sample, make_shards, shard_keys, tone, wav_bytes, write_tar
 
 from audioseq.data.datamodule import AudioDataModule, EpochLoader
-from audioseq.data.shards.plan import batches_per_rank, rank_span, segments, worker_span
+from audioseq.data.shards.plan import segments
 from audioseq.data.sources.shards import ShardSource
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 
-# ---- the plan (pure) -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("train", [True, False])
-def test_plan_equal_batches_and_exact_when_counts_allow(train):
-    for total in range(0, 40):
-        for world in (1, 2, 3, 4):
-            for bs in (1, 2, 3, 5):
-                floor = total // world
-                exact = total % world == 0 or floor % bs != 0
-                batches = batches_per_rank(total, world, bs, train=train)
-                seen: Counter[int] = Counter()
-                for rank in range(world):
-                    for workers in (1, 2, 3):
-                        count = 0
-                        for worker in range(workers):
-                            start, stop = worker_span(
-                                total, rank, world, bs, worker, workers, train=train
-                            )
-                            count += -(-(stop - start) // bs)  # the worker's batches
-                            if workers == 2:
-                                seen.update(p % total for p in range(start, stop))
-                        assert count == batches, (total, world, bs, rank, workers)
-                if exact:
-                    assert seen == Counter(range(total)), (total, world, bs)
-                else:  # train leaves out, eval repeats, at most world - 1 samples
-                    assert sum(seen.values()) - total in range(-(world - 1), 1 if train else world)
-                    assert not train or max(seen.values(), default=1) == 1
-
-
-def test_rank_spans_tile_the_epoch():
-    spans = [rank_span(10, r, 3) for r in range(3)]
-    assert spans == [(0, 3), (3, 6), (6, 10)]
+# ---- the plan (pure; the rank/worker spans are in test_partition.py) -----------------------
 
 
 def test_segments_cover_ranges_across_shards_and_wrap_around():

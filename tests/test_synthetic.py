@@ -9,7 +9,6 @@ from torch.utils.data import DataLoader
 from audioseq import SAMPLE_RATE
 from audioseq.data.batching import collate
 from audioseq.data.datamodule import AudioDataModule, EpochLoader, build_source
-from audioseq.data.partition import batches, rank_indices, worker_share
 from audioseq.data.sources import dtmf
 from audioseq.data.sources.synthetic import SyntheticBatches, SyntheticSource
 from audioseq.data.spec import LoaderSpec
@@ -48,39 +47,6 @@ def batch_indices(loader) -> list[list[int]]:
 
 def flat(nested: list[list[int]]) -> list[int]:
     return [i for batch in nested for i in batch]
-
-
-# ---- partition (the policy, checked exhaustively on small sizes) -------------------------
-
-
-@pytest.mark.parametrize("world_size", [1, 2, 3, 4, 8])
-@pytest.mark.parametrize("size", [0, 1, 2, 3, 7, 8, 23, 64])
-def test_rank_indices_eval_wraps_so_every_sample_is_seen(size, world_size):
-    shares = [rank_indices(size, r, world_size, drop_last=False) for r in range(world_size)]
-    assert len({len(s) for s in shares}) == 1  # same count on every rank
-    everything = flat(shares)
-    assert set(everything) == set(range(size))
-    assert len(everything) - size == (-size) % world_size  # repeats < world_size
-
-
-@pytest.mark.parametrize("world_size", [1, 2, 3, 4, 8])
-@pytest.mark.parametrize("size", [0, 1, 2, 3, 7, 8, 23, 64])
-def test_rank_indices_train_drops_the_remainder(size, world_size):
-    shares = [rank_indices(size, r, world_size, drop_last=True) for r in range(world_size)]
-    assert len({len(s) for s in shares}) == 1
-    everything = flat(shares)
-    assert len(everything) == len(set(everything))  # disjoint
-    assert len(everything) == size - size % world_size
-    assert set(everything) <= set(range(size))
-
-
-def test_batches_and_worker_share():
-    assert batches(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
-    assert batches([], 3) == []
-    items = list(range(7))
-    assert worker_share(items, 0, 2) == [0, 2, 4, 6]
-    assert worker_share(items, 1, 2) == [1, 3, 5]
-    assert worker_share(items) == items  # main process: everything
 
 
 # ---- determinism -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from torch.utils.data import Sampler, get_worker_info
 
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import PAD
+from audioseq.data.partition import per_rank, rank_indices
 from audioseq.data.skipping import Skipped
 
 
@@ -95,11 +96,11 @@ class DurationBucketSampler(Sampler[list[int]]):
     Clips are sorted into ``num_buckets`` duration quantiles; each epoch every bucket is
     shuffled (from ``seed`` and the epoch) and cut into batches; the full batches are
     shuffled and the partial ones (at most one per bucket) come last, as a shuffling
-    DataLoader leaves its last batch. Every rank gets the same number of batches: in
-    training the surplus batches (partial ones first) are dropped (``drop_last``), in
-    evaluation the batch list wraps around so every clip is seen (a few twice). Clips
-    without a declared duration share one bucket, so with ``num_buckets=1`` and no
-    durations this is a plain seeded shuffle.
+    DataLoader leaves its last batch. The ranks take the batches strided
+    (:func:`~audioseq.data.partition.rank_indices`): in training the surplus batches
+    (partial ones first) are dropped (``drop_last``), in evaluation the batch list wraps
+    around so every clip is seen (a few twice). Clips without a declared duration share
+    one bucket, so with ``num_buckets=1`` and no durations this is a plain seeded shuffle.
     """
 
     def __init__(
@@ -149,17 +150,9 @@ class DurationBucketSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._all_batches()
-        per_rank = len(self)
-        picked = (
-            [
-                batches[(self.rank + self.world_size * i) % len(batches)]
-                for i in range(self.start, per_rank)
-            ]
-            if batches
-            else []
-        )
-        return iter(picked)
+        mine = rank_indices(len(batches), self.rank, self.world_size, drop_last=self.drop_last)
+        return iter([batches[i] for i in mine[self.start :]])
 
     def __len__(self) -> int:
         total = sum(math.ceil(len(b) / self.batch_size) for b in self.buckets)
-        return total // self.world_size if self.drop_last else math.ceil(total / self.world_size)
+        return per_rank(total, self.world_size, drop_last=self.drop_last)

@@ -8,7 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from hydra.utils import get_class
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.callbacks.preemption import loader_worker_init
@@ -16,6 +16,7 @@ from audioseq.config_schema import check_all
 from audioseq.data.augment import WaveformAugment
 from audioseq.data.batching import DurationBucketSampler, collate
 from audioseq.data.cache import CacheBudget
+from audioseq.data.partition import rank_indices
 from audioseq.data.sources import Source
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
@@ -265,11 +266,9 @@ class AudioDataModule(pl.LightningDataModule):
         common["collate_fn"] = self._collate()
         if self.hparams.bucketing:
             return DataLoader(dataset, batch_sampler=self._batch_sampler(dataset), **common)
-        rank, world_size = self._rank()
-        sampler = None
-        if world_size > 1:
-            sampler = DistributedSampler(dataset, world_size, rank, shuffle=False)
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, **common)
+        rank, world_size = self._rank()  # clips strided over the ranks, in file order
+        mine = rank_indices(len(dataset), rank, world_size, drop_last=False)
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=mine, **common)
 
     def _train_loader(self, dataset: Dataset, common: dict[str, Any]) -> EpochLoader:
         """The training loader, at the position a checkpoint gave (the first one made after

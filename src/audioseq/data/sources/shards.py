@@ -6,14 +6,12 @@ fix each epoch's length up front. A long recording for task=detect has ``events`
 of a label (from a manifest's lines): the index's classes then include the background,
 class 0, and each recording gets frame labels from its events, uncropped.
 
-Rank/worker policy (details in ``shard_plan``): the epoch's shard order (reshuffled each
-training epoch from ``(seed, epoch)``) is one long sequence of samples; each rank owns a
-contiguous ``1/R`` of it and each DataLoader worker a contiguous block of whole batches
-of its rank's share. So every rank yields the same number of batches, always: with
-uneven shards, fewer shards than ranks x workers, skipped samples, truncated shards.
-Every sample is read exactly once per epoch unless ``N mod R != 0`` and ``N // R`` is a
-multiple of the batch size: then training leaves out up to ``R - 1`` samples (a rank with
-one more stops) and evaluation repeats up to ``R - 1`` (a rank one short reads on).
+Rank/worker policy (the contiguous layout of :mod:`audioseq.data.partition`): the
+epoch's shard order (reshuffled each training epoch from ``(seed, epoch)``) is one long
+sequence of samples; each rank owns a contiguous ``1/R`` of it and each DataLoader worker
+a contiguous block of whole batches of its rank's share. So every rank yields the same
+number of batches, always: with uneven shards, fewer shards than ranks x workers, skipped
+samples, truncated shards.
 
 A run resumed in the middle of an epoch leaves out the batches it had trained on: each
 worker skips the ones it had delivered (the loader takes them from its workers in turn,
@@ -51,9 +49,9 @@ from audioseq.data.augment import clip_generator
 from audioseq.data.batching import Batch, collate, crop
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import BACKGROUND, Event, parse_events
-from audioseq.data.partition import resumed_workers
+from audioseq.data.partition import batches_per_rank, resumed_workers, worker_span
 from audioseq.data.shards.index import ShardInfo, resolve_shards
-from audioseq.data.shards.plan import batches_per_rank, segments, worker_span
+from audioseq.data.shards.plan import segments
 from audioseq.data.shards.storage import ShardReader
 from audioseq.data.skipping import Skipped, SkipPolicy
 from audioseq.data.sources.clip_dataset import seconds_to_samples
