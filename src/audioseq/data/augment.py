@@ -22,9 +22,9 @@ import torch
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
 from audioseq.data.audio import read_audio, resampler
+from audioseq.data.audio_files import AUDIO_SUFFIXES
 from audioseq.errors import ConfigError, DataError
 
-NOISE_SUFFIXES = (".wav", ".flac", ".ogg")
 OPTIONS = ("time_shift_seconds", "gain_db", "noise_dir", "noise_prob", "noise_snr_db", "speed")
 #: Floor for signal and noise power: a silent clip or a silent stretch of noise must not
 #: turn the mixture into NaN (torchaudio's ``add_noise`` divides by the noise energy).
@@ -32,9 +32,13 @@ _MIN_POWER = 1e-10
 
 
 def _noise_files(folder: str) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in NOISE_SUFFIXES)
+    """Every audio file under ``folder``, hidden ones too (unlike ``audio_files``: a noise
+    folder has always been read whole)."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
-        raise ConfigError(f"data.augment.noise_dir: no .wav/.flac/.ogg files in {folder}")
+        raise ConfigError(
+            f"data.augment.noise_dir: no {'/'.join(AUDIO_SUFFIXES)} files in {folder}"
+        )
     return files
 
 

@@ -3,8 +3,8 @@
 from collections.abc import Iterable
 from pathlib import Path
 
+from audioseq.data.audio_files import AUDIO_SUFFIXES, audio_files
 from audioseq.data.entries import Entry, read_manifest
-from audioseq.data.sources.folder import AUDIO_SUFFIXES, audio_files
 from audioseq.errors import DataError
 
 MANIFEST_SUFFIXES = (".jsonl",)

@@ -25,26 +25,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.audio import read_audio
+from audioseq.data.audio_files import class_files
 from audioseq.data.entries import Entry, read_manifest
 from audioseq.data.shards.index import FORMAT, INDEX_NAME, sample_labels
 from audioseq.data.skipping import SkipPolicy
 from audioseq.errors import ConfigError, DataError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 NOT_CLASSES = ("_background_noise_",)
 
 
 def folder_entries(root: Path) -> list[Entry]:
-    """``root/<label>/**/*.wav|flac|ogg``; hidden folders and ``_background_noise_`` are
-    not classes."""
-    entries = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if folder.name.startswith(".") or folder.name in NOT_CLASSES:
-            continue
-        for path in sorted(folder.rglob("*")):
-            hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and not hidden:
-                entries.append(Entry(path, folder.name, None, 0.0, str(path)))
+    """``root/<label>/**/*.wav|flac|ogg``, found as ``data=folder`` finds them, with two
+    differences make_shards has always had: only hidden folders and ``_background_noise_``
+    are not classes (``data=folder`` leaves out every ``_`` folder), and what is not a
+    regular file (a dangling link) is passed over rather than reported missing."""
+    classes = class_files(root, lambda name: not name.startswith(".") and name not in NOT_CLASSES)
+    entries = [
+        Entry(path, label, None, 0.0, str(path))
+        for label, files in classes.items()
+        for path in files
+        if path.is_file()
+    ]
     if not entries:
         raise ConfigError(f"{root}: no audio files in class folders (root/<label>/*.wav)")
     return entries

@@ -1,6 +1,6 @@
 """Class-per-folder corpora: ``root/<label>/**/*.wav|flac|ogg``, split by optional path lists.
 
-The folder scan, the split lists and the header check are also the base of the Speech
+The class folders, the split lists and the header check are also the base of the Speech
 Commands source, whose layout is this one plus its own lists and label mapping.
 """
 
@@ -10,31 +10,18 @@ from pathlib import Path
 
 import soundfile as sf
 
+from audioseq.data.audio_files import class_files
 from audioseq.data.entries import Entry, check_files, check_labels
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.sources.clip_dataset import ClipDataset
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
-
-def is_hidden(name: str) -> bool:
-    """``.git``, ``_background_noise_``, ``_extra``: not classes (nor clips, for ``.``)."""
-    return name.startswith((".", "_"))
-
-
-def audio_files(folder: Path) -> list[Path]:
-    """Audio files under ``folder``, recursively, skipping anything hidden behind a dot."""
-    found = []
-    for here, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [
-            Path(here, f)
-            for f in files
-            if not f.startswith(".") and f.lower().endswith(AUDIO_SUFFIXES)
-        ]
-    return sorted(found)
+def is_class(name: str) -> bool:
+    """Whether a sub-folder of the root is a class: hidden and ``_`` folders are not
+    (``.git``; Speech Commands' ``_background_noise_`` and ``_extra``)."""
+    return not name.startswith((".", "_"))
 
 
 def class_folders(root: Path) -> dict[str, list[Path]]:
@@ -42,11 +29,7 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
     audio (a folder without audio is not a class: a stray ``docs/`` stays out)."""
     if not root.is_dir():
         raise DataError(f"{root}: data.root folder not found", "missing")
-    classes = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)):
-        files = audio_files(folder)
-        if files:
-            classes[folder.name] = files
+    classes = class_files(root, is_class)
     if not classes:
         raise DataError(f"{root}: no class folders with audio (expected {root}/<label>/*.wav)")
     return classes

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from audioseq.config_schema import check
+from audioseq.data.audio_files import audio_files
 from audioseq.data.entries import Entry, check_files, check_labels
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.sources.clip_dataset import ClipDataset
-from audioseq.data.sources.folder import audio_files, check_headers, class_folders, split_entries
+from audioseq.data.sources.folder import check_headers, class_folders, split_entries
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 
