@@ -29,19 +29,20 @@ class Entry:
     events: tuple[Event, ...] | None = None
 
 
+def within(duration: float, min_seconds: float | None, max_seconds: float | None) -> bool:
+    """Whether a declared duration passes ``data.min_seconds`` / ``data.max_seconds``."""
+    return (min_seconds is None or duration >= min_seconds) and (
+        max_seconds is None or duration <= max_seconds
+    )
+
+
 def within_duration(
     entries: Iterable[Entry], min_seconds: float | None, max_seconds: float | None
 ) -> list[Entry]:
-    """``data.min_seconds`` / ``data.max_seconds`` applied to the declared durations
-    (clips without one are kept; their decoded length is checked against min_seconds)."""
+    """The entries whose declared duration is ``within`` the range (clips without one are
+    kept; their decoded length is checked against min_seconds)."""
     return [
-        e
-        for e in entries
-        if e.duration is None
-        or (
-            (min_seconds is None or e.duration >= min_seconds)
-            and (max_seconds is None or e.duration <= max_seconds)
-        )
+        e for e in entries if e.duration is None or within(e.duration, min_seconds, max_seconds)
     ]
 
 

@@ -24,7 +24,8 @@ from audioseq.data.audio import decode_audio, read_audio
 from audioseq.data.datamodule import build_source
 from audioseq.data.entries import Entry, read_manifest
 from audioseq.data.sources.folder import class_folders, list_path, split_entries
-from audioseq.data.sources.shards import AUDIO_SUFFIXES, ShardBatches, sidecar
+from audioseq.data.sources.shard_samples import AUDIO_MEMBERS, sidecar
+from audioseq.data.sources.shards import ShardBatches
 from audioseq.data.sources.speech_commands import open_corpus, word_entries
 from audioseq.data.sources.synthetic import SyntheticBatches
 from audioseq.data.spec import LoaderSpec
@@ -125,7 +126,7 @@ def _member_clip(sample: dict, split: str, decode: bool) -> Clip:
         label=None if meta.get("label") is None else str(meta["label"]),
         speaker=None if speaker is None else str(speaker),
     )
-    suffix = next((s for s in AUDIO_SUFFIXES if s in sample), None)
+    suffix = next((s for s in AUDIO_MEMBERS if s in sample), None)
     if suffix is None:
         return replace(clip, reason="corrupt", message=f"{url}:{key}: no .wav or .flac member")
     data = sample[suffix]

@@ -14,6 +14,7 @@ from audioseq.data.audio_files import class_files
 from audioseq.data.entries import Entry, check_files, check_labels
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.sources.clip_dataset import ClipDataset
+from audioseq.data.sources.file_list import split_dataset
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
 
@@ -145,7 +146,4 @@ class FolderSource:
         }
 
     def dataset(self, split: str, spec: LoaderSpec) -> ClipDataset | None:
-        entries = self._entries.get(split)
-        if entries is None:
-            return None
-        return ClipDataset(entries, {n: i for i, n in enumerate(self.labels)}, spec)
+        return split_dataset(self._entries, split, self.labels, spec)

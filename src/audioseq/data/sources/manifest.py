@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from audioseq.data.entries import check_files, check_labels, read_manifest
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.sources.clip_dataset import ClipDataset
-from audioseq.data.sources.event_clips import EventClipDataset, event_labels
+from audioseq.data.sources.event_clips import event_labels
+from audioseq.data.sources.file_list import split_dataset
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
 
@@ -55,10 +56,4 @@ class ManifestSource:
         }
 
     def dataset(self, split: str, spec: LoaderSpec) -> ClipDataset | None:
-        entries = self._entries.get(split)
-        if entries is None:
-            return None
-        index = {n: i for i, n in enumerate(self.labels)}
-        if entries and entries[0].events is not None:
-            return EventClipDataset(entries, index, spec)
-        return ClipDataset(entries, index, spec)
+        return split_dataset(self._entries, split, self.labels, spec)

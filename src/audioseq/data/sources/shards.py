@@ -28,7 +28,6 @@ raises a DataError naming the shard and member, or becomes a counted Skipped mar
 """
 
 import ctypes
-import json
 import os
 import random
 from collections import Counter
@@ -42,27 +41,18 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 
-from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
-from audioseq.data.audio import decode_audio
-from audioseq.data.augment import clip_generator
-from audioseq.data.batching import Batch, collate, crop
+from audioseq.data.batching import Batch, collate
 from audioseq.data.example import Example
-from audioseq.data.frame_labels import BACKGROUND, Event, parse_events
+from audioseq.data.frame_labels import BACKGROUND
 from audioseq.data.partition import batches_per_rank, resumed_workers, worker_span
 from audioseq.data.shards.index import ShardInfo, resolve_shards
 from audioseq.data.shards.plan import segments
 from audioseq.data.shards.storage import ShardReader
-from audioseq.data.skipping import Skipped, SkipPolicy
-from audioseq.data.sources.clip_dataset import seconds_to_samples
-from audioseq.data.sources.event_clips import check_event_spec, event_frame_labels
+from audioseq.data.skipping import Skipped
+from audioseq.data.sources.shard_samples import Item, ShardSamples
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
-
-AUDIO_SUFFIXES = ("wav", "flac")
-#: What a slot holds once read: a clip, a dropped sample (counted), or a clip outside
-#: ``min_seconds``/``max_seconds`` (None: left out, not counted).
-Item = Example | Skipped | None
 
 
 class ShardBatches(IterableDataset):
@@ -87,15 +77,9 @@ class ShardBatches(IterableDataset):
         self.urls = [s.url for s in shards]
         self.counts = [s.count for s in shards]
         self.total = sum(self.counts)
-        self.label_index, self.spec, self.reader = label_index, spec, reader
+        self.spec, self.reader = spec, reader
         self.shuffle_buffer, self.bucket_batches = shuffle_buffer, bucket_batches
-        self.clip_samples = seconds_to_samples(spec.clip_seconds)
-        self.min_samples = seconds_to_samples(spec.min_seconds)
-        self.policy = SkipPolicy(spec.on_error)
-        # Classes that start with the background: long recordings with events (task=detect).
-        self.events = next(iter(label_index), None) == BACKGROUND
-        if self.events:
-            check_event_spec(spec, "shards")
+        self.samples = ShardSamples(label_index, spec)
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -132,9 +116,9 @@ class ShardBatches(IterableDataset):
             raw = shuffle(self.shuffle_buffer, self.shuffle_buffer, rng=rng)(raw)
         if not self.bucket_batches:  # a batch is bs slots: skip those undecoded
             raw, done = islice(raw, done * bs, None), 0
-        items = (self._item(sample) for sample in raw)
+        items = (self.samples.item(sample, epoch) for sample in raw)
         for group in islice(self._groups(items, rng), done, None):
-            yield collate(group, pad_to=self.clip_samples)
+            yield collate(group, pad_to=self.samples.pipeline.clip_samples)
             release_free_memory()
 
     def _raw(self, parts: list[tuple[int, int, int]]) -> Iterator[dict | Skipped]:
@@ -143,7 +127,7 @@ class ShardBatches(IterableDataset):
             url = self.urls[shard]
             for member, sample in self.reader.samples(url, first, end):
                 if isinstance(sample, DataError):
-                    yield self.policy(sample, url, url)
+                    yield self.samples.policy(sample, url, url)
                 else:
                     yield {**sample, "__clip__": (shard, member)}
 
@@ -170,70 +154,6 @@ class ShardBatches(IterableDataset):
             rng.shuffle(groups)
         yield from groups
 
-    def _item(self, sample: dict | Skipped) -> Item:
-        if isinstance(sample, Skipped):
-            return sample
-        url, key = sample["__url__"], sample["__key__"]
-        where = f"{url}:{key}"
-        try:
-            return self._example(sample, url, key)
-        except DataError as e:
-            return self.policy(e, where, file=url)
-
-    def _example(self, sample: dict, url: str, key: str) -> Example | None:
-        meta = sidecar(sample, url, key)
-        events = self._events(meta, f"{url}:{key}.json") if self.events else None
-        label = meta.get("label")
-        if events is None and label is None:
-            raise DataError(f"{url}:{key}.json: no 'label'", "no_label")
-        if events is None and str(label) not in self.label_index:
-            raise DataError(
-                f"{url}:{key}.json: unknown label {str(label)!r} "
-                f"(labels: {sorted(self.label_index)})",
-                "unknown_label",
-            )
-        duration = meta.get("duration")
-        if isinstance(duration, int | float) and not _within(duration, self.spec):
-            return None
-        suffix = next((s for s in AUDIO_SUFFIXES if s in sample), None)
-        if suffix is None:
-            raise DataError(f"{url}:{key}: no .wav or .flac member", "corrupt")
-        audio = decode_audio(sample[suffix], f"{url}:{key}.{suffix}")
-        if self.min_samples is not None and audio.shape[0] < self.min_samples:
-            seconds = audio.shape[0] / SAMPLE_RATE
-            raise DataError(
-                f"{url}:{key}.{suffix}: {seconds:.3f} s is shorter than data.min_seconds",
-                "too_short",
-            )
-        train = self.spec.train
-        generator = None
-        if train:
-            generator = clip_generator(self.spec.seed, int(self._position[0]), *sample["__clip__"])
-        if train and self.spec.augment is not None:
-            audio = self.spec.augment(audio, generator)
-        if self.clip_samples is not None:
-            audio = crop(audio, self.clip_samples, random=train, generator=generator)
-        name = f"{url.rsplit('/', 1)[-1]}/{key}"
-        if events is not None:
-            return Example(
-                name, audio, frame_labels=event_frame_labels(events, self.label_index, len(audio))
-            )
-        return Example(name, audio, self.label_index[str(label)])
-
-    def _events(self, meta: dict, where: str) -> tuple[Event, ...]:
-        """A long recording's events (task=detect), every label one of the classes."""
-        if "events" not in meta:
-            raise DataError(f"{where}: no 'events' (these shards' classes are events)", "no_label")
-        events = parse_events(meta["events"], where)
-        for event in events:
-            if event.label not in self.label_index:
-                raise DataError(
-                    f"{where}: unknown event label {event.label!r} "
-                    f"(labels: {list(self.label_index)})",
-                    "unknown_label",
-                )
-        return events
-
 
 @cache
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -254,26 +174,6 @@ def release_free_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
-
-
-def sidecar(sample: dict, url: str, key: str) -> dict:
-    """A sample's ``KEY.json`` as a dict (label, duration, ...); DataError when unusable."""
-    if "json" not in sample:
-        raise DataError(f"{url}:{key}: no .json sidecar (no label)", "no_label")
-    try:
-        meta = json.loads(sample["json"])
-    except ValueError as e:
-        raise DataError(f"{url}:{key}.json: malformed JSON ({e})", "corrupt") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{url}:{key}.json: expected a JSON object", "corrupt")
-    return meta
-
-
-def _within(duration: float, spec: LoaderSpec) -> bool:
-    """``data.min_seconds``/``max_seconds`` applied to the sidecar's duration."""
-    return (spec.min_seconds is None or duration >= spec.min_seconds) and (
-        spec.max_seconds is None or duration <= spec.max_seconds
-    )
 
 
 @dataclass

@@ -18,6 +18,7 @@ from audioseq.data.audio_files import audio_files
 from audioseq.data.entries import Entry, check_files, check_labels
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.sources.clip_dataset import ClipDataset
+from audioseq.data.sources.file_list import split_dataset
 from audioseq.data.sources.folder import check_headers, class_folders, split_entries
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError, DataError
@@ -193,7 +194,4 @@ class SpeechCommandsSource:
         return known + unknown, silence
 
     def dataset(self, split: str, spec: LoaderSpec) -> ClipDataset | None:
-        entries = self._entries.get(split)
-        if entries is None:
-            return None
-        return ClipDataset(entries, {n: i for i, n in enumerate(self.labels)}, spec)
+        return split_dataset(self._entries, split, self.labels, spec)
