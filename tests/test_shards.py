@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from shard_corpus import LABELS, good_sample, make_shards, shard_keys, tone, wav_bytes, write_tar
 
-from audioseq.data.datamodule import AudioDataModule, EpochLoader
+from audioseq.data.datamodule import AudioDataModule
+from audioseq.data.epoch_loader import EpochLoader
 from audioseq.data.shards.plan import segments
 from audioseq.data.sources.shards import ShardSource
 from audioseq.data.spec import LoaderSpec

@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.batching import collate
-from audioseq.data.datamodule import AudioDataModule, EpochLoader, build_source
+from audioseq.data.datamodule import AudioDataModule, build_source
+from audioseq.data.epoch_loader import EpochLoader
 from audioseq.data.sources import dtmf
 from audioseq.data.sources.synthetic import SyntheticBatches, SyntheticSource
 from audioseq.data.spec import LoaderSpec
