@@ -119,6 +119,7 @@ def open_binary(url: str, timeout: float = 30.0, retries: int = 3) -> BinaryIO:
         if not path.is_file():
             raise DataError(f"{url}: not found", "missing")
         return path.open("rb")
+    # Hand-written: urllib3 is not installed; fsspec's HTTP has no retries nor our 4xx rules.
     for attempt in range(retries + 1):
         try:
             return _open_http(url, timeout) if kind in ("http", "https") else _open_fsspec(url)
@@ -254,6 +255,7 @@ class ShardReader:
                         )
                     )
                 return
+            # A body cut mid-read, which no request-level retry (urllib3's, fsspec's) sees.
             if isinstance(error, NETWORK_ERRORS):
                 failures += 1
                 if failures > self.retries:
