@@ -55,7 +55,7 @@ class Baseline(PerClip):
 
     def example(self, index: int) -> Example:
         rng, label = self._stream(index)
-        if self.task == "memory":
+        if self.corpus == "memory":
             audio = self.generator.memory_clip(rng, label, self.delay_seconds, SAMPLE_RATE)
         else:
             audio = self.generator.dtmf_clip(rng, label, self.clip_samples, SAMPLE_RATE)

@@ -75,9 +75,9 @@ def test_predict_on_a_detector_names_stream_and_eval(detector, tmp_path: Path) -
 
 
 def test_classify_on_dialling_recordings_is_refused_up_front(tmp_path: Path) -> None:
-    done = train("data.task=dialling", f"hydra.run.dir={tmp_path}", cwd=tmp_path, returncode=2)
+    done = train("data.corpus=dialling", f"hydra.run.dir={tmp_path}", cwd=tmp_path, returncode=2)
     assert last_line(done).startswith(
-        "error: data.task=dialling makes long recordings labelled at every frame: train them "
+        "error: data.corpus=dialling makes long recordings labelled at every frame: train them "
         "with task=detect, not task=classify (got task._target_="
     )
     assert not (tmp_path / "checkpoints").exists()

@@ -17,7 +17,7 @@ from audioseq.errors import DataError
 
 
 def dialling(split: str = "train", seed: int = 0, seconds: float = 6.0, batch_size: int = 4):
-    source = SyntheticSource(task="dialling", seed=seed, train_size=8, val_size=4)
+    source = SyntheticSource(corpus="dialling", seed=seed, train_size=8, val_size=4)
     spec = LoaderSpec(batch_size=batch_size, clip_seconds=seconds, train=split == "train")
     return source, source.dataset(split, spec)
 
@@ -50,7 +50,7 @@ def test_a_batch_is_the_collated_recordings() -> None:
 
 
 def test_the_default_recording_is_a_minute_of_presses_pauses_and_noise() -> None:
-    source = SyntheticSource(task="dialling", train_size=1, val_size=0, test_size=0)
+    source = SyntheticSource(corpus="dialling", train_size=1, val_size=0, test_size=0)
     example = source.dataset("train", LoaderSpec(1, None, True)).example(0)
     assert example.audio.shape == (60 * 16000,)
     labels = example.frame_labels.numpy()

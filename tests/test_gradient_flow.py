@@ -165,7 +165,7 @@ def test_a_training_run_logs_the_image_and_scalars(tmp_path):
     run_dir = tmp_path / "run"
     audioseq(
         "train", "callbacks=gradient_flow",
-        "data.task=memory", "data.delay_seconds=0.2", "model=rnn", "model.pooling=last",
+        "data.corpus=memory", "data.delay_seconds=0.2", "model=rnn", "model.pooling=last",
         "model.encoder.hidden_size=16", "model.encoder.num_layers=2", "debug=fast",
         "trainer.max_epochs=2", "trainer.num_sanity_val_steps=1", "data.batch_size=8",
         "data.train_size=32", "data.val_size=16", "data.test_size=16",

@@ -35,7 +35,7 @@ def memory(
     batch_size: int = 4,
 ) -> SyntheticBatches:
     spec = LoaderSpec(batch_size=batch_size, clip_seconds=clip_seconds, train=split == "train")
-    return SyntheticBatches(split, size, seed, spec, task="memory", delay_seconds=delay)
+    return SyntheticBatches(split, size, seed, spec, corpus="memory", delay_seconds=delay)
 
 
 def strongest(clip: np.ndarray, low: float, high: float) -> float:
@@ -129,7 +129,7 @@ def test_a_shorter_clip_seconds_is_a_config_error():
 
 
 def test_the_datamodule_gives_memory_batches_and_dtmf_stays_one_second():
-    dm = AudioDataModule(task="memory", delay_seconds=0.3, clip_seconds=None, batch_size=4,
+    dm = AudioDataModule(corpus="memory", delay_seconds=0.3, clip_seconds=None, batch_size=4,
                          num_workers=0, train_size=8, val_size=4, test_size=4)  # fmt: skip
     batch = next(iter(dm.val_dataloader()))
     assert batch["audio"].shape == (4, SLOT + 4800)
@@ -144,9 +144,9 @@ def test_the_datamodule_gives_memory_batches_and_dtmf_stays_one_second():
 @pytest.mark.parametrize(
     ("options", "text"),
     [
-        ({"task": "memroy"}, "data.task=memroy: must be one of"),
+        ({"corpus": "memroy"}, "data.corpus=memroy: must be one of"),
         (
-            {"task": "memory", "delay_seconds": -0.5},
+            {"corpus": "memory", "delay_seconds": -0.5},
             "data.delay_seconds=-0.5: must be a number >= 0",
         ),
         ({"delay_seconds": "long"}, "data.delay_seconds"),
@@ -166,7 +166,7 @@ def compose_train(*overrides: str):
 
 def test_the_shipped_configs_know_the_new_keys():
     cfg = compose_train()
-    assert cfg.data.task == "dtmf"
+    assert cfg.data.corpus == "dtmf"
     assert cfg.data.clip_seconds is None
     from_checkpoint = OmegaConf.load(Path(config_dir()) / "data" / "from_checkpoint.yaml")
     fields = set(SyntheticSource.__dataclass_fields__) - {"seed"}
@@ -176,7 +176,7 @@ def test_the_shipped_configs_know_the_new_keys():
 def test_a_cut_memory_clip_fails_before_training_with_one_line():
     """audioseq-train checks the validation split first: the error comes before any
     training, and is what the CLI prints after ``error:``."""
-    dm = AudioDataModule(task="memory", delay_seconds=1.0, clip_seconds=0.5, num_workers=0)
+    dm = AudioDataModule(corpus="memory", delay_seconds=1.0, clip_seconds=0.5, num_workers=0)
     with pytest.raises(ConfigError) as info:
         dm.has_split("val")
     line = one_line(info.value)
@@ -195,11 +195,11 @@ def test_long_memory_sweeps_five_models_with_equal_parameter_budgets():
     models = params["model"].split(",")
     assert models == ["markov", "ar", "rnn", "lstm", "gru"]
     assert len(params["data.delay_seconds"].split(",")) >= 3
-    assert cfg.data.task == "memory" and cfg.model.pooling == "last"
+    assert cfg.data.corpus == "memory" and cfg.model.pooling == "last"
     counts = {}
     for model in models:
         task = build_task(compose_train("experiment=long_memory", f"model={model}"), ["x"] * 12)
         counts[model] = sum(p.numel() for p in task.parameters())
     assert max(counts.values()) <= 1.1 * min(counts.values()), counts
     datamodule = instantiate(compose_train("experiment=long_memory", "data.delay_seconds=0.2").data)
-    assert datamodule.source.task == "memory"
+    assert datamodule.source.corpus == "memory"

@@ -152,7 +152,7 @@ def test_bucketing_cuts_padding_and_keeps_the_epoch_exact(tmp_path):
     folder = make_shards(tmp_path, 48, 12, seconds=lengths)
     padding = {}
     for bucketing in (False, True):
-        source = ShardSource(train_shards=str(folder), bucketing=bucketing, num_buckets=12)
+        source = ShardSource(train_shards=str(folder), bucketing=bucketing, sort_buffer_batches=12)
         ((length, count, keys, _),) = run_epochs(source, "train", 0, 1, 4, train=True, epochs=1)
         assert length == count == 12 and sorted(keys) == sorted(shard_keys(folder))
         spec = LoaderSpec(batch_size=4, clip_seconds=None, train=True, seed=3)

@@ -147,7 +147,7 @@ def test_jittered_tones_stay_nearest_to_their_nominal_frequencies(seed):
 
 def memory_set(split: str, seed: int, delay: float, clip_seconds: float | None = None):
     spec = LoaderSpec(batch_size=8, clip_seconds=clip_seconds, train=split == "train")
-    return SyntheticBatches(split, 64, seed, spec, task="memory", delay_seconds=delay)
+    return SyntheticBatches(split, 64, seed, spec, corpus="memory", delay_seconds=delay)
 
 
 def assert_same_batch(got: dict, want: dict) -> None:

@@ -16,7 +16,7 @@ users also build in Python (AudioDataModule, the encoders) call :func:`check` on
 arguments, so both paths share one rule per key.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,16 +135,16 @@ SCHEMA: dict[str, Rule] = {
     "data.train_size": _int(1),
     "data.val_size": _int(0),
     "data.test_size": _int(0),
-    "data.task": _one_of("dtmf", "memory", "dialling"),
+    "data.corpus": _one_of("dtmf", "memory", "dialling"),
     "data.delay_seconds": _num(0.0),
     "data.label_set": _one_of("all35", "v2_12"),  # speech_commands.LABEL_SETS (a test checks)
     "data.shuffle_buffer": _int(0),
+    "data.sort_buffer_batches": _int(1),
     "data.retries": _int(0),
     "data.timeout_seconds": POSITIVE,
     "data.augment.time_shift_seconds": _num(0.0),
     "data.augment.gain_db": _num(0.0),
     "data.augment.noise_prob": _num(0.0, 1.0),
-    "features.sample_rate": _int(16000, high=16000),
     "features.win_length": _int(1),
     "features.hop_length": _int(1),
     "features.n_mels": _int(1),
@@ -224,6 +224,59 @@ COMMANDS: dict[str, dict[str, Rule]] = {
     },
 }
 
+#: Keys renamed since runs and checkpoints were first written: old -> new. An old key on the
+#: command line is refused with one line naming the new one (:func:`renamed_override`);
+#: saved runs and checkpoints are read with the new names (:func:`upgrade_overrides`,
+#: :func:`upgrade_data_settings`).
+RENAMED: dict[str, str] = {
+    # the synthetic source's corpus (dtmf, memory, dialling), not the task= config group
+    "data.task": "data.corpus",
+}
+
+
+def renamed_override(args: Sequence[str]) -> str | None:
+    """The error line for the first command-line override in ``args`` that uses a renamed
+    key (``data.task=memory``), or None."""
+    for arg in args:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key in RENAMED:
+            return f"{key} is now called {RENAMED[key]}: use {RENAMED[key]}={value}"
+    return None
+
+
+def upgrade_overrides(overrides: Sequence[str]) -> list[str]:
+    """A saved run's overrides (``.hydra/overrides.yaml``) with today's key names."""
+    upgraded = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        bare = key.lstrip("+~")
+        if bare in RENAMED:
+            key = key[: len(key) - len(bare)] + RENAMED[bare]
+        upgraded.append(key + sep + value)
+    if "data=shards" in upgraded:  # the sort buffer was data.num_buckets for shards
+        upgraded += [
+            o.replace("data.num_buckets=", "data.sort_buffer_batches=", 1)
+            for o in upgraded
+            if o.startswith("data.num_buckets=")
+        ]
+    return upgraded
+
+
+def upgrade_data_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's saved DataModule settings with today's key names, so that checkpoints
+    written before a rename rebuild the same data (``audioseq-eval``)."""
+    saved = dict(saved)
+    for old, new in RENAMED.items():
+        old_key, new_key = old.removeprefix("data."), new.removeprefix("data.")
+        if old.startswith("data.") and old_key in saved:
+            saved.setdefault(new_key, saved.pop(old_key))
+    # data=shards took its sort buffer (in batches) from data.num_buckets, which is now the
+    # file-list sources' duration quantiles only; the shards source has its own key.
+    if saved.get("source") == "shards" and "num_buckets" in saved:
+        saved.setdefault("sort_buffer_batches", saved["num_buckets"])
+    return saved
+
+
 #: Groups whose null values mean "as saved in the checkpoint" rather than a value to check.
 AS_SAVED: dict[str, tuple[str, ...]] = {"eval": ("data.",)}
 
@@ -247,9 +300,9 @@ COMBINATIONS: tuple[tuple[tuple[str, ...], Callable[..., bool], str], ...] = (
      "data.min_seconds must not exceed data.max_seconds"),
     (("model.freeze_encoder", "model.init_from"), lambda frozen, start: not frozen or start,
      "model.freeze_encoder=true needs model.init_from (an encoder to keep)"),
-    (("task._target_", "data.task"),
+    (("task._target_", "data.corpus"),
      lambda target, kind: kind != "dialling" or not target.endswith(".AudioClassifier"),
-     "data.task=dialling makes long recordings labelled at every frame: train them with "
+     "data.corpus=dialling makes long recordings labelled at every frame: train them with "
      "task=detect, not task=classify"),
     (("trainer.min_epochs", "trainer.max_epochs"),
      lambda lo, hi: lo is None or hi == -1 or lo <= hi,

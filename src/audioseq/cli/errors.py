@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from audioseq.config_schema import renamed_override
 from audioseq.errors import AudioseqError, one_line
 
 
@@ -32,5 +33,21 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             print(f"error: {one_line(cause)}", file=sys.stderr)
             sys.exit(2)
+
+    return wrapper
+
+
+def refuse_renamed_keys(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a ``@hydra.main`` function: an override of a renamed key (``data.task=...``)
+    prints one line naming the new key and exits with 2, instead of Hydra's "not in
+    struct" message."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        message = renamed_override(sys.argv[1:])
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+        return main(*args, **kwargs)
 
     return wrapper

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from audioseq.cli.components import build_trainer
 from audioseq.cli.config_dir import config_dir
-from audioseq.cli.errors import report_errors
+from audioseq.cli.errors import refuse_renamed_keys, report_errors
 from audioseq.cli.eval_report import ConfusionCollector, per_class, scores_table, write_report
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.quiet import quiet_lightning
@@ -73,6 +73,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@refuse_renamed_keys  # data.task=... names data.corpus
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 @report_errors
 def main(cfg: DictConfig) -> None:

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audioseq.cli.config_dir import config_dir
-from audioseq.cli.errors import report_errors
+from audioseq.cli.errors import refuse_renamed_keys, report_errors
 from audioseq.cli.predict import progress_bar
 from audioseq.config_schema import validate
 from audioseq.inspection.clips import split_readers
@@ -90,6 +90,7 @@ def inspect_data(cfg: DictConfig) -> Tally:
     return tally
 
 
+@refuse_renamed_keys  # data.task=... names data.corpus
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="inspect")
 @report_errors
 def main(cfg: DictConfig) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import yaml
 
+from audioseq.config_schema import upgrade_overrides
+
 #: Override keys (or key prefixes ending in ".") allowed at resume.
 SAFE = (
     "trainer.max_epochs",
@@ -66,7 +68,12 @@ def resume_args(args: Sequence[str]) -> list[str]:
             f"resume={run}: {unsafe} would change the run; at resume only these may change: "
             f"{', '.join(SAFE)} (start a new run for anything else)"
         )
-    previous = [o for o in yaml.safe_load(saved.read_text()) or [] if _key(o) not in _REPLACED]
+    # under today's key names: a run saved before a rename continues as it was
+    previous = [
+        o
+        for o in upgrade_overrides(yaml.safe_load(saved.read_text()) or [])
+        if _key(o) not in _REPLACED
+    ]
     step = torch.load(checkpoint, map_location="cpu", weights_only=False).get("global_step", 0)
     return [
         *previous,

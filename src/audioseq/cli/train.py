@@ -23,7 +23,7 @@ from audioseq.callbacks.preemption import EXIT_PREEMPTED, Preemption
 from audioseq.cli import resolvers  # noqa: F401  (registers ${audioseq.folder:...})
 from audioseq.cli.components import build_trainer, flat_params
 from audioseq.cli.config_dir import config_dir
-from audioseq.cli.errors import report_errors
+from audioseq.cli.errors import refuse_renamed_keys, report_errors
 from audioseq.cli.external_launch import external_launch
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
@@ -128,6 +128,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@refuse_renamed_keys  # data.task=... names data.corpus
 @resumable  # resume=RUN_DIR: the run's own overrides, its folder and last.ckpt
 @external_launch("train")  # torchrun / srun ranks: one run directory, rank 0 writes it
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

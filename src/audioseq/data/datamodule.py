@@ -89,7 +89,6 @@ class AudioDataModule(pl.LightningDataModule):
             min_seconds=min_seconds,
             max_seconds=max_seconds,
             bucketing=bucketing,
-            num_buckets=num_buckets,
         )
         self.source = build_source(source, shared, **source_options)
         self.augment = WaveformAugment(**augment, seed=seed) if augment else None

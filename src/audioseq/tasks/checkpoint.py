@@ -7,6 +7,7 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import get_class
 
+from audioseq.config_schema import upgrade_data_settings
 from audioseq.errors import ConfigError
 
 TASK_KEY = "audioseq_task"
@@ -34,7 +35,8 @@ def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, An
 
 
 def load_checkpoint(path: str | Path) -> tuple[pl.LightningModule, dict[str, Any]]:
-    """The task with its trained weights (in eval mode) and the saved DataModule settings."""
+    """The task with its trained weights (in eval mode) and the saved DataModule settings
+    (under today's key names: a checkpoint saved before a rename rebuilds the same data)."""
     checkpoint = read_checkpoint(path)
     try:
         cls = get_class(checkpoint.get(TASK_KEY, DEFAULT_TASK))
@@ -44,4 +46,4 @@ def load_checkpoint(path: str | Path) -> tuple[pl.LightningModule, dict[str, Any
         raise
     except Exception as e:  # a truncated file, another program's checkpoint, ...
         raise ConfigError(f"{path}: not a usable audioseq checkpoint ({e})") from None
-    return model.eval(), dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    return model.eval(), upgrade_data_settings(checkpoint.get("datamodule_hyper_parameters", {}))

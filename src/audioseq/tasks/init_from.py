@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from hydra.utils import to_absolute_path
 
+from audioseq import SAMPLE_RATE
 from audioseq.errors import ConfigError
 from audioseq.tasks.base import AudioTask
 from audioseq.tasks.checkpoint import read_checkpoint
@@ -21,6 +22,9 @@ from audioseq.tasks.checkpoint import read_checkpoint
 COPIED = ("encoder.", "frontend.norm.")
 #: Feature settings that may differ: they do not change what a feature means.
 FREE_FEATURE_KEYS = frozenset({"specaugment", "stats_batches"})
+#: What a missing feature setting means. features.sample_rate left the configs (audio is
+#: always 16 kHz); checkpoints written before it did still say sample_rate=16000.
+FEATURE_DEFAULTS = {"sample_rate": SAMPLE_RATE}
 
 
 def _shape(tensor: torch.Tensor) -> list[int]:
@@ -29,6 +33,7 @@ def _shape(tensor: torch.Tensor) -> list[int]:
 
 def _check_features(saved: Mapping[str, Any], here: Mapping[str, Any], path: Path) -> None:
     """The same frontend on both sides, else the copied encoder reads other features."""
+    saved, here = {**FEATURE_DEFAULTS, **saved}, {**FEATURE_DEFAULTS, **here}
     differ = sorted(
         key
         for key in (set(saved) | set(here)) - FREE_FEATURE_KEYS

@@ -1,6 +1,6 @@
 """Long synthetic recordings of someone dialling: key-press sequences, pauses, noise.
 
-The built-in corpus for frame-level detection (``data.task=dialling``): a recording of
+The built-in corpus for frame-level detection (``data.corpus=dialling``): a recording of
 ``clip_seconds`` (default 60 s) holds numbers dialled one after another, each 3-10 DTMF
 presses of 60-250 ms, 50-300 ms apart, at one level per number, with 0.5-4 s pauses
 between numbers in which a single telephone-band tone (not a key) sometimes sounds.

@@ -22,8 +22,6 @@ class ManifestSource:
     val_manifest: str | None = None
     test_manifest: str | None = None
     labels: list[str] | None = None
-    seed: int = 0
-
     on_error: str = "raise"
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ draw from its own generator, seeded from (seed, epoch, shard, member).
 
 Within a worker, a shuffle buffer of ``shuffle_buffer`` samples (training; reseeded from
 ``(seed, epoch, rank, worker)``) mixes samples across shards, and with ``bucketing`` a
-buffer of ``num_buckets`` batches is sorted by length before it is cut into batches.
+buffer of ``sort_buffer_batches`` batches is sorted by length before it is cut into batches.
 Bad data follows ``on_error``: each bad sample (or each sample a truncated shard lost)
 raises a DataError naming the shard and member, or becomes a counted Skipped marker.
 """
@@ -191,12 +191,12 @@ class ShardSource:
     timeout_seconds: float = 30.0
     retries: int = 3
     bucketing: bool = False
-    num_buckets: int = 10
+    sort_buffer_batches: int = 10  # with bucketing: batches sorted by length together
 
     def __post_init__(self) -> None:
         if not self.train_shards:
             raise ConfigError("data.train_shards is required for data=shards")
-        keys = ("shuffle_buffer", "retries", "timeout_seconds")
+        keys = ("shuffle_buffer", "sort_buffer_batches", "retries", "timeout_seconds")
         check_all("data", **{key: getattr(self, key) for key in keys})
         self.reader = ShardReader(self.timeout_seconds, self.retries)
         self._shards: dict[str, list[ShardInfo]] = {}
@@ -227,7 +227,7 @@ class ShardSource:
             spec,
             self.reader,
             shuffle_buffer=self.shuffle_buffer,
-            bucket_batches=self.num_buckets if self.bucketing else None,
+            bucket_batches=self.sort_buffer_batches if self.bucketing else None,
         )
 
 

@@ -18,7 +18,7 @@ from audioseq.errors import ConfigError
 SPLITS = ("train", "val", "test")
 
 
-def clip_lengths(task: str, delay_seconds: float, clip_seconds: float | None) -> tuple[int, int]:
+def clip_lengths(corpus: str, delay_seconds: float, clip_seconds: float | None) -> tuple[int, int]:
     """(samples generated per clip, samples each batch is padded to).
 
     A ``dtmf`` clip is ``clip_seconds`` long (null: 1 s), a ``dialling`` recording too
@@ -27,8 +27,8 @@ def clip_lengths(task: str, delay_seconds: float, clip_seconds: float | None) ->
     cut the key or the delay; ``clip_seconds`` may only pad it (the true length travels
     with the batch), and a shorter one is a configuration error.
     """
-    if task != "memory":
-        default = dialling.DEFAULT_SECONDS if task == "dialling" else 1.0
+    if corpus != "memory":
+        default = dialling.DEFAULT_SECONDS if corpus == "dialling" else 1.0
         samples = round((clip_seconds or default) * SAMPLE_RATE)
         return samples, samples
     samples = dtmf.memory_samples(delay_seconds, SAMPLE_RATE)
@@ -60,12 +60,12 @@ class SyntheticBatches(IterableDataset):
         size: int,
         seed: int,
         spec: LoaderSpec,
-        task: str = "dtmf",
+        corpus: str = "dtmf",
         delay_seconds: float = 1.0,
     ) -> None:
         self.split, self.size, self.seed, self.spec = split, size, seed, spec
-        self.task, self.delay_seconds = task, delay_seconds
-        self.clip_samples, self.pad_to = clip_lengths(task, delay_seconds, spec.clip_seconds)
+        self.corpus, self.delay_seconds = corpus, delay_seconds
+        self.clip_samples, self.pad_to = clip_lengths(corpus, delay_seconds, spec.clip_seconds)
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -95,11 +95,11 @@ class SyntheticBatches(IterableDataset):
     def example(self, index: int) -> Example:
         """Clip ``index`` on its own (the row it gets in any ``batch`` is the same)."""
         rng, label = self._stream(index)
-        if self.task == "dialling":
+        if self.corpus == "dialling":
             audio, frames = dialling.dialling_recording(rng, self.clip_samples, SAMPLE_RATE)
             key = self._key(index)
             return Example(key, torch.from_numpy(audio), None, torch.from_numpy(frames))
-        if self.task == "memory":
+        if self.corpus == "memory":
             audio = dtmf.memory_clip(rng, label, self.delay_seconds, SAMPLE_RATE)
         else:
             audio = dtmf.dtmf_clip(rng, label, self.clip_samples, SAMPLE_RATE)
@@ -111,10 +111,10 @@ class SyntheticBatches(IterableDataset):
         streams = [self._stream(i) for i in indices]
         rngs, labels = [rng for rng, _ in streams], [label for _, label in streams]
         extra = {}
-        if self.task == "dialling":  # no clip label: a class at every frame instead
+        if self.corpus == "dialling":  # no clip label: a class at every frame instead
             audio, frames = dialling.dialling_batch(rngs, self.clip_samples, SAMPLE_RATE)
             labels, extra["frame_labels"] = [-1] * len(indices), torch.from_numpy(frames)
-        elif self.task == "memory":
+        elif self.corpus == "memory":
             audio = dtmf.memory_batch(rngs, labels, self.delay_seconds, SAMPLE_RATE)
         else:
             audio = dtmf.dtmf_batch(rngs, labels, self.clip_samples, SAMPLE_RATE)
@@ -139,9 +139,9 @@ class SyntheticBatches(IterableDataset):
 class SyntheticSource:
     """12-class DTMF keypad presses in noise; ``*_size`` clips per split.
 
-    ``task=dtmf``: one press somewhere in the clip. ``task=memory``: the press comes first,
-    then ``delay_seconds`` of distractors; the label is still the first press (train, val
-    and test use the same delay). ``task=dialling``: long recordings of numbers being
+    ``corpus=dtmf``: one press somewhere in the clip. ``corpus=memory``: the press comes
+    first, then ``delay_seconds`` of distractors; the label is still the first press (train,
+    val and test use the same delay). ``corpus=dialling``: long recordings of numbers being
     dialled (:mod:`audioseq.data.sources.dialling`), labelled at every 10 ms (``frame_labels``;
     class 0 is the background), for ``task=detect``.
     """
@@ -150,19 +150,19 @@ class SyntheticSource:
     val_size: int = 1000
     test_size: int = 1000
     seed: int = 0
-    task: str = "dtmf"
+    corpus: str = "dtmf"
     delay_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        keys = ("train_size", "val_size", "test_size", "task", "delay_seconds")
+        keys = ("train_size", "val_size", "test_size", "corpus", "delay_seconds")
         check_all("data", **{key: getattr(self, key) for key in keys})
 
     @property
     def labels(self) -> list[str]:
-        return list(dialling.LABELS if self.task == "dialling" else dtmf.KEYS)
+        return list(dialling.LABELS if self.corpus == "dialling" else dtmf.KEYS)
 
     def dataset(self, split: str, spec: LoaderSpec) -> SyntheticBatches | None:
         size = getattr(self, f"{split}_size")
         if not size:
             return None
-        return SyntheticBatches(split, size, self.seed, spec, self.task, self.delay_seconds)
+        return SyntheticBatches(split, size, self.seed, spec, self.corpus, self.delay_seconds)
