@@ -1,6 +1,9 @@
 """Where clips come from: one module per ``data.source`` (synthetic, manifest, folder,
 speech_commands, shards), each a dataclass built from its ``data.*`` options that turns a
-split into a dataset of :class:`~audioseq.data.example.Example` s or of whole batches."""
+split into a dataset of :class:`~audioseq.data.example.Example` s or of whole batches.
+What they share sits beside them: ``clip_pipeline`` (every decoded clip's check, augmentation
+and crop), ``clip_dataset`` and ``file_list`` (the file-list sources' dataset),
+``event_clips``, ``shard_samples``; ``dtmf`` and ``dialling`` make the synthetic audio."""
 
 from typing import Protocol
 
