@@ -14,6 +14,9 @@ rules describe keys *where they are present*, and unknown keys stay the business
 class that receives them (which rejects them with its own one-line error). Classes that
 users also build in Python (AudioDataModule, the encoders) call :func:`check` on their
 arguments, so both paths share one rule per key.
+
+The module is long (over 300 lines) because it is that one table: every key's rule in
+one place, which is its point; the checking code itself is short.
 """
 
 from collections.abc import Callable, Iterator, Sequence
