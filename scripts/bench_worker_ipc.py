@@ -1,0 +1,88 @@
+"""What a batch costs only to cross from a loader worker to the main process (CPU ms/batch).
+
+    python scripts/bench_worker_ipc.py [--mode batch|file_system|numpy|audio] [--batches 400]
+
+The dataset does no work but fill a [batch, samples] float32 batch allocated in shared
+memory (as audioseq's collate does in a worker), so what is measured is the boundary
+itself: shared-memory allocation and first touch in the worker, passing and mapping in the
+main process. Modes: ``batch`` sends audio + lengths + label tensors (what the loader
+sends), ``file_system`` the same under torch's file_system sharing strategy, ``numpy``
+the small tensors as numpy arrays, ``audio`` the audio tensor alone. Prints one JSON line.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def shared_batch(rows: int, width: int) -> torch.Tensor:
+    storage = torch.empty(0)._typed_storage()._new_shared(rows * width)
+    return torch.empty(0).new(storage).view(rows, width)
+
+
+class Filled(Dataset):
+    """``length`` batches, each only written once in shared memory."""
+
+    def __init__(self, mode: str, length: int, rows: int, width: int) -> None:
+        self.mode, self.length, self.rows, self.width = mode, length, rows, width
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        audio = shared_batch(self.rows, self.width)
+        audio.fill_(1.0)
+        if self.mode == "audio":
+            return {"audio": audio}
+        if self.mode == "numpy":
+            lengths, labels = np.full(self.rows, self.width), np.zeros(self.rows, np.int64)
+        else:
+            lengths = torch.full((self.rows,), self.width)
+            labels = torch.zeros(self.rows, dtype=torch.int64)
+        return {"audio": audio, "lengths": lengths, "label": labels}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--mode", choices=["batch", "file_system", "numpy", "audio"], default="batch"
+    )
+    parser.add_argument("--batches", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=16000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if args.mode == "file_system":
+        torch.multiprocessing.set_sharing_strategy("file_system")
+    dataset = Filled(args.mode, args.batches, args.batch_size, args.samples)
+    loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, persistent_workers=True)
+    for _ in loader:  # start the workers; the second pass is measured
+        pass
+    batches = iter(loader)
+    workers = [w.pid for w in batches._workers]
+    main0, workers0, wall0 = time.process_time(), sum(map(cpu_seconds, workers)), time.time()
+    count = sum(1 for _ in batches)
+    main_ms = 1000 * (time.process_time() - main0) / count
+    workers_ms = 1000 * (sum(map(cpu_seconds, workers)) - workers0) / count
+    print(json.dumps({
+        "mode": args.mode,
+        "main_ms_per_batch": round(main_ms, 2),
+        "workers_ms_per_batch": round(workers_ms, 2),
+        "wall_ms_per_batch": round(1000 * (time.time() - wall0) / count, 2),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
