@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.train import build_task
@@ -34,8 +34,9 @@ def test_every_model_and_frontend_builds(model: str, features: str) -> None:
     assert logits.shape == (2, 3)
 
 
-def _lrs(scheduler: str, steps: int) -> tuple[float, list[float]]:
-    """The base lr and the lr of every step of ``steps`` under ``task/scheduler``."""
+def _lrs(scheduler: str, steps: int) -> tuple[float, list[float], DictConfig]:
+    """The base lr, the lr of every step of ``steps`` under ``task/scheduler``, and that
+    scheduler's config."""
     cfg = compose_train(f"task/scheduler={scheduler}")
     optimizer = instantiate(cfg.task.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
     base = optimizer.param_groups[0]["lr"]
@@ -50,7 +51,7 @@ def _lrs(scheduler: str, steps: int) -> tuple[float, list[float]]:
         optimizer.step()
         if schedule is not None:
             schedule.step()
-    return base, lrs
+    return base, lrs, cfg.task.scheduler
 
 
 #: What each shipped schedule must do over 50 steps (a new scheduler config adds a line).
@@ -73,8 +74,7 @@ SCHEDULE_SHAPES = {
 @pytest.mark.parametrize("scheduler", options("task/scheduler"))
 def test_every_scheduler_has_its_shape(scheduler: str) -> None:
     assert scheduler in SCHEDULE_SHAPES, f"add the expected shape of {scheduler} above"
-    base, lrs = _lrs(scheduler, 50)
-    cfg = compose_train(f"task/scheduler={scheduler}").task.scheduler
+    base, lrs, cfg = _lrs(scheduler, 50)
     assert SCHEDULE_SHAPES[scheduler](base, lrs, cfg), lrs
 
 
