@@ -118,7 +118,7 @@ def open_binary(url: str, timeout: float = 30.0, retries: int = 3) -> BinaryIO:
         path = local_path(url)
         if not path.is_file():
             raise DataError(f"{url}: not found", "missing")
-        return path.open("rb")
+        return path.open("rb", buffering=1 << 20)
     # Hand-written: urllib3 is not installed; fsspec's HTTP has no retries nor our 4xx rules.
     for attempt in range(retries + 1):
         try:
@@ -162,11 +162,13 @@ class _Cursor:
     index: int = -1
     key: str | None = None
     member: str = ""
+    extension: str = ""
     error: BaseException | None = None
 
     def select(self, name: str) -> bool:
-        """Counts samples as member names change key; True for members in range."""
-        prefix, _ = base_plus_ext(name)
+        """Counts samples as member names change key; True for members in range (whose
+        key and extension are then ``key``/``extension``: split once per member)."""
+        prefix, self.extension = base_plus_ext(name)
         if prefix is None:
             return False
         if prefix != self.key:
@@ -185,7 +187,7 @@ def _one_pass(stream: BinaryIO, url: str, cursor: _Cursor) -> Iterator[dict]:
     sample: dict | None = None
     try:
         for name, data in members(stream, cursor.select):
-            key, extension = base_plus_ext(name)
+            key, extension = cursor.key, cursor.extension
             if sample is None or sample["__key__"] != key:
                 if sample is not None:
                     yield sample

@@ -117,9 +117,10 @@ class ShardBatches(IterableDataset):
         if not self.bucket_batches:  # a batch is bs slots: skip those undecoded
             raw, done = islice(raw, done * bs, None), 0
         items = (self.samples.item(sample, epoch) for sample in raw)
-        for group in islice(self._groups(items, rng), done, None):
+        for n, group in enumerate(islice(self._groups(items, rng), done, None), 1):
             yield collate(group, pad_to=self.samples.pipeline.clip_samples)
-            release_free_memory()
+            if n % TRIM_EVERY_BATCHES == 0:
+                release_free_memory()
 
     def _raw(self, parts: list[tuple[int, int, int]]) -> Iterator[dict | Skipped]:
         """Raw samples of this worker's ranges, one per slot (lost ones as Skipped)."""
@@ -163,13 +164,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+#: Batches between two heap trims. Trimming after every batch made the next batch fault
+#: all its pages in afresh: the shard loader ran at 0.65x the per-file loader in one
+#: process, against 1.0x trimming every 16 (docs/PERFORMANCE.md), with the same flat RSS.
+TRIM_EVERY_BATCHES = 16
+
+
 def release_free_memory() -> None:
     """Hand freed heap pages back to the OS (glibc only; elsewhere a no-op).
 
     The shuffle buffer keeps ~32 KB raw samples alive for random spans among short-lived
     decode buffers, which fragments glibc's heap: a worker's RSS crept up by ~160 MB
-    (shuffle_buffer=1000) before it levelled off. Trimming after each batch keeps it flat
-    for about 2 ms a batch of 64 (some 2 % of the time spent decoding it).
+    (shuffle_buffer=1000) before it levelled off untrimmed.
     """
     trim = _malloc_trim()
     if trim is not None:
