@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -15,7 +16,7 @@ import pytest
 from shard_corpus import make_shards, shard_keys
 
 from audioseq.data.datamodule import AudioDataModule
-from audioseq.data.shards.storage import StorageError
+from audioseq.data.shards.storage import StorageError, read_bytes
 from audioseq.data.sources.shards import ShardSource
 from audioseq.errors import ConfigError, DataError, one_line
 
@@ -200,6 +201,22 @@ def test_missing_index_and_remote_pattern_without_index(corpus):
             ShardSource(train_shards=server.url("train/train-{000000..000001}.tar"))
         source = ShardSource(train_shards=server.url("train/elsewhere.json"))
         assert sum(s.count for s in source._shards["train"]) == 36
+
+
+def test_the_proxy_is_the_one_the_environment_names_at_each_request(corpus, monkeypatch):
+    """A proxy that was set once, and urllib's global opener built meanwhile (as by a
+    download in another library), is not kept: shards are read through the proxies of
+    the moment. Kept, every later shard request of the process went to a dead port."""
+    with serve(corpus) as server:
+        index = server.url("train/index.json")
+        with monkeypatch.context() as m:
+            m.setenv("http_proxy", "http://127.0.0.1:9")  # a proxy that is not there
+            m.setenv("no_proxy", "")
+            with pytest.raises(OSError):
+                urllib.request.urlopen(index, timeout=5)
+            with pytest.raises(StorageError, match="Connection refused"):
+                read_bytes(index, timeout=5, retries=0)  # the proxy is honoured...
+        assert b'"shards"' in read_bytes(index, timeout=5, retries=0)  # ...and forgotten
 
 
 def test_fsspec_urls(corpus):

@@ -86,8 +86,14 @@ class _LengthChecked:
 
 
 def _open_http(url: str, timeout: float) -> BinaryIO:
+    """The response to a GET of ``url``, through the proxies the environment names now.
+
+    A fresh opener per request: ``urllib.request.urlopen`` keeps the one it built first,
+    with the proxies of that moment, for the life of the process (a test that had pointed
+    ``http_proxy`` at a dead port made every later shard request in its process refused).
+    """
     try:
-        response = urllib.request.urlopen(url, timeout=timeout)
+        response = urllib.request.build_opener().open(url, timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code in (404, 410):
             raise DataError(f"{url}: not found (HTTP {e.code})", "missing") from None
