@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.audioseq-installed
 ARGS ?=
 PYTEST_ARGS ?=
+# Test processes for `make test` (pytest-xdist; auto = one per core). Each module runs in
+# one process, so its module-scoped fixtures are built once. 0: in this process.
+TEST_WORKERS ?= auto
 
 .PHONY: setup train test test-slow test-all lint format bench clean
 
@@ -20,7 +23,7 @@ train: setup
 	$(BIN)/audioseq-train $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

@@ -1,11 +1,26 @@
-"""Shared fixtures: small, generic helpers for writing real audio files in tests."""
+"""Shared fixtures: small, generic helpers for writing real audio files in tests.
 
+Under pytest-xdist (``make test`` runs ``-n auto``) each test process gets its share of
+the cores as torch threads, and so do the processes its tests start (console scripts,
+DDP ranks), through ``OMP_NUM_THREADS``: two test processes that each ran one thread per
+core spent half their CPU in contended thread pools (docs/PERFORMANCE.md).
+"""
+
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _threads = max(1, (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    import torch
+
+    torch.set_num_threads(_threads)
 
 
 def _sine(
