@@ -124,7 +124,7 @@ SCHEMA: dict[str, Rule] = {
     "trainer.limit_test_batches": LIMIT,
     "trainer.num_sanity_val_steps": _int(-1),
     "data.batch_size": _int(1),
-    "data.num_workers": _int(0),
+    "data.num_workers": _int(0, also=("auto",)),
     "data.persistent_workers": BOOL,
     "data.pin_memory": Rule("bool", also=("auto",)),
     "data.clip_seconds": _num(0.0, open_low=True, null=True),

@@ -1,5 +1,6 @@
 """AudioDataModule: one LightningDataModule for every source (synthetic, manifest, ...)."""
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -18,7 +19,10 @@ from audioseq.data.epoch_loader import EpochLoader
 from audioseq.data.partition import rank_indices
 from audioseq.data.sources import Source
 from audioseq.data.spec import LoaderSpec
+from audioseq.data.workers import auto_workers, leave_sigchld_alone, usable_cores
 from audioseq.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: The DataModule's own settings (not a source's) that the config schema has rules for.
 CHECKED = ("batch_size", "num_workers", "persistent_workers", "pin_memory", "clip_seconds",
@@ -32,22 +36,6 @@ SOURCES: dict[str, str] = {
     "speech_commands": "audioseq.data.sources.speech_commands.SpeechCommandsSource",
     "shards": "audioseq.data.sources.shards.ShardSource",
 }
-
-
-def leave_sigchld_alone() -> None:
-    """Keep torch's DataLoader from installing its SIGCHLD handler in this process.
-
-    The handler reports a dead worker the moment it dies. With it installed, suspending
-    a training job (Ctrl-Z, ``scontrol suspend``: every stop and continue of a worker
-    signals this process) aborted training with glibc heap corruption or NaN gradients,
-    in 5 of 6 runs of a short default training (and 3 of 3 stopping the workers alone);
-    without it, every run finished (root cause not found). A worker that dies is still
-    reported, by the loader's own status check, within 5 seconds. The switch is torch's
-    private module flag, so this is a no-op if torch renames it.
-    """
-    from torch.utils.data._utils import signal_handling
-
-    signal_handling._SIGCHLD_handler_set = True
 
 
 def build_source(name: str, shared: dict[str, Any], **options: Any) -> Source:
@@ -79,7 +67,7 @@ class AudioDataModule(pl.LightningDataModule):
         source: str = "synthetic",
         clip_seconds: float | None = None,
         batch_size: int = 64,
-        num_workers: int = 2,
+        num_workers: int | str = "auto",
         persistent_workers: bool = True,
         pin_memory: bool | str = "auto",
         seed: int = 0,
@@ -111,6 +99,7 @@ class AudioDataModule(pl.LightningDataModule):
         self._datasets: dict[str, Dataset | None] = {}
         self._built: tuple[int, int, bool] | None = None  # (rank, world size, cached)
         self._train_position: dict[str, int] | None = None  # from a checkpoint
+        self._said_workers = False
 
     @property
     def labels(self) -> list[str]:
@@ -197,6 +186,21 @@ class AudioDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
 
+    def _num_workers(self) -> int:
+        """``data.num_workers``, with ``auto`` resolved for this node (said once)."""
+        if self.hparams.num_workers != "auto":
+            return int(self.hparams.num_workers)
+        cores, ranks = usable_cores(), self._local_ranks()
+        workers = auto_workers(cores, ranks)
+        if not self._said_workers:
+            ranks_text = f"{ranks} rank{'s' if ranks > 1 else ''}"
+            log.info(
+                "data.num_workers=auto: %d loader workers per rank (%d cores, %s on this node)",
+                workers, cores, ranks_text,
+            )  # fmt: skip
+            self._said_workers = True
+        return workers
+
     def _loader(self, split: str) -> DataLoader:
         self.setup()
         dataset = self._datasets.get(split)
@@ -204,7 +208,7 @@ class AudioDataModule(pl.LightningDataModule):
             raise ConfigError(f"data: this source has no {split} split")
         if hasattr(dataset, "fill_cache"):
             dataset.fill_cache()
-        workers = self.hparams.num_workers
+        workers = self._num_workers()
         if workers > 0:
             leave_sigchld_alone()
         common = dict(

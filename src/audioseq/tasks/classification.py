@@ -69,7 +69,7 @@ class AudioClassifier(AudioTask):
         size = len(batch["label"])
         if size:
             loss, preds = self._step(batch)
-            self.train_acc(preds, batch["label"])
+            self.train_acc.update(preds, batch["label"])  # logged per epoch only: no batch value
             self.train_loss(loss.detach(), weight=size)
         else:
             loss = self._empty_loss()

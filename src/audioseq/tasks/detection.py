@@ -193,7 +193,7 @@ class FrameDetector(AudioTask):
             targets = self.targets(batch["frame_labels"], chunk)
             loss, labelled = self._loss(chunk, targets)
             self._backward(loss / max(labelled, 1), index == count - 1)
-            self.train_acc(chunk.outputs.detach().argmax(-1), targets)
+            self.train_acc.update(chunk.outputs.detach().argmax(-1), targets)  # epoch only
             total, frames = total + float(loss.detach()), frames + labelled
         scheduler = self.lr_schedulers()
         if scheduler is not None:
