@@ -63,11 +63,17 @@ class Baseline(PerClip):
 
 
 def generator_at(revision: str) -> types.ModuleType:
-    """``audioseq.data.sources.dtmf`` as it was at ``revision`` (read with ``git show``)."""
-    path = "src/audioseq/data/sources/dtmf.py"
-    source = subprocess.run(
-        ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    """``audioseq.data.sources.dtmf`` as it was at ``revision`` (read with ``git show``;
+    before the issue-13 restructuring it was ``audioseq.data.dtmf``)."""
+    for path in ("src/audioseq/data/sources/dtmf.py", "src/audioseq/data/dtmf.py"):
+        shown = subprocess.run(
+            ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True
+        )
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"no dtmf.py at revision {revision}: {shown.stderr.strip()}")
+    source = shown.stdout
     module = types.ModuleType(f"dtmf_at_{revision[:7]}")
     exec(compile(source, f"{revision[:7]}:{path}", "exec"), module.__dict__)
     return module

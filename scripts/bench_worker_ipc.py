@@ -1,13 +1,16 @@
 """What a batch costs only to cross from a loader worker to the main process (CPU ms/batch).
 
-    python scripts/bench_worker_ipc.py [--mode batch|file_system|numpy|audio] [--batches 400]
+    python scripts/bench_worker_ipc.py [--mode batch|file_system|numpy|audio|slots] [--batches 400]
 
 The dataset does no work but fill a [batch, samples] float32 batch allocated in shared
 memory (as audioseq's collate does in a worker), so what is measured is the boundary
 itself: shared-memory allocation and first touch in the worker, passing and mapping in the
 main process. Modes: ``batch`` sends audio + lengths + label tensors (what the loader
 sends), ``file_system`` the same under torch's file_system sharing strategy, ``numpy``
-the small tensors as numpy arrays, ``audio`` the audio tensor alone. Prints one JSON line.
+the small tensors as numpy arrays, ``audio`` the audio tensor alone, ``slots`` no audio
+at all: each worker fills one of a few shared buffers made before the workers started and
+sends its index (the lower bound of a design that recycles batch buffers; the main process
+here never copies nor frees them). Prints one JSON line.
 """
 
 import argparse
@@ -17,7 +20,7 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 
 def shared_batch(rows: int, width: int) -> torch.Tensor:
@@ -25,16 +28,30 @@ def shared_batch(rows: int, width: int) -> torch.Tensor:
     return torch.empty(0).new(storage).view(rows, width)
 
 
+SLOTS = 4  # buffers per worker: more than the batches a worker can have in flight
+
+
 class Filled(Dataset):
     """``length`` batches, each only written once in shared memory."""
 
-    def __init__(self, mode: str, length: int, rows: int, width: int) -> None:
+    def __init__(self, mode: str, length: int, rows: int, width: int, workers: int) -> None:
         self.mode, self.length, self.rows, self.width = mode, length, rows, width
+        self.slots = (
+            torch.empty(workers, SLOTS, rows, width).share_memory_() if mode == "slots" else None
+        )
+        self.filled = 0
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict:
+        if self.slots is not None:
+            worker, slot = get_worker_info().id, self.filled % SLOTS
+            self.filled += 1
+            self.slots[worker, slot].fill_(1.0)
+            lengths = torch.full((self.rows,), self.width)
+            labels = torch.zeros(self.rows, dtype=torch.int64)
+            return {"slot": torch.tensor([worker, slot]), "lengths": lengths, "label": labels}
         audio = shared_batch(self.rows, self.width)
         audio.fill_(1.0)
         if self.mode == "audio":
@@ -57,7 +74,7 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--mode", choices=["batch", "file_system", "numpy", "audio"], default="batch"
+        "--mode", choices=["batch", "file_system", "numpy", "audio", "slots"], default="batch"
     )
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -66,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "file_system":
         torch.multiprocessing.set_sharing_strategy("file_system")
-    dataset = Filled(args.mode, args.batches, args.batch_size, args.samples)
+    dataset = Filled(args.mode, args.batches, args.batch_size, args.samples, args.workers)
     loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, persistent_workers=True)
     for _ in loader:  # start the workers; the second pass is measured
         pass
