@@ -124,6 +124,8 @@ def open_binary(url: str, timeout: float = 30.0, retries: int = 3) -> BinaryIO:
         path = local_path(url)
         if not path.is_file():
             raise DataError(f"{url}: not found", "missing")
+        # A member's header, data and padding come out of one 1 MiB buffer: one system call
+        # per MiB rather than about three per member (no CPU change measured warm).
         return path.open("rb", buffering=1 << 20)
     # Hand-written: urllib3 is not installed; fsspec's HTTP has no retries nor our 4xx rules.
     for attempt in range(retries + 1):
