@@ -14,9 +14,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audioseq.data.workers import usable_cores
+
+#: Test processes for ``-n auto``: one per usable core, at most 4 (each takes up to a GiB
+#: and starts DDP ranks of its own; the longest modules bound the suite beyond that).
+MAX_TEST_PROCESSES = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: the cores this run may use (its affinity and cgroup quota: xdist's own
+    count is the host's in a container limited to fewer CPUs), at most 4; xdist's
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides where it is set."""
+    if "PYTEST_XDIST_AUTO_NUM_WORKERS" in os.environ:
+        return None
+    return min(MAX_TEST_PROCESSES, usable_cores())
+
+
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    _threads = max(1, (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _threads = max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ["OMP_NUM_THREADS"] = str(_threads)
     import torch
 

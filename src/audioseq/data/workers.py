@@ -1,6 +1,7 @@
 """Loader worker processes: how many by default, and what they must leave alone."""
 
 import os
+from pathlib import Path
 
 
 def leave_sigchld_alone() -> None:
@@ -20,11 +21,29 @@ def leave_sigchld_alone() -> None:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity: a batch job's share, not the
-    machine's count)."""
+    """The cores this process may use: its CPU affinity (a batch job's share, not the
+    machine's count), lowered to its cgroup's CPU quota where one is set (a container
+    or a Kubernetes pod limited to N CPUs still sees every core of the host)."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, int(quota))) if quota is not None else cores
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup's quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``); None without a quota or where there is no cgroup file."""
+    try:
+        if (root / "cpu.max").exists():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        v1 = root / "cpu"
+        quota = int((v1 / "cpu.cfs_quota_us").read_text())
+        return None if quota <= 0 else quota / int((v1 / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def auto_workers(cores: int, local_ranks: int) -> int:
