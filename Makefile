@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.audioseq-installed
 ARGS ?=
 PYTEST_ARGS ?=
-# Test processes for `make test` (pytest-xdist; auto = one per core). Each module runs in
-# one process, so its module-scoped fixtures are built once. 0: in this process.
+# Test processes for `make test` (pytest-xdist; auto = one per usable core, at most 4: see
+# tests/conftest.py). Each module runs in one process, so its module-scoped fixtures are
+# built once. 0: in this process.
 TEST_WORKERS ?= auto
 
 .PHONY: setup train test test-slow test-all lint format bench clean

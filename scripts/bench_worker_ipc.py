@@ -45,23 +45,21 @@ class Filled(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        if self.slots is not None:
+        if self.slots is not None:  # the audio stays in a buffer the main process has
             worker, slot = get_worker_info().id, self.filled % SLOTS
             self.filled += 1
             self.slots[worker, slot].fill_(1.0)
-            lengths = torch.full((self.rows,), self.width)
-            labels = torch.zeros(self.rows, dtype=torch.int64)
-            return {"slot": torch.tensor([worker, slot]), "lengths": lengths, "label": labels}
-        audio = shared_batch(self.rows, self.width)
-        audio.fill_(1.0)
-        if self.mode == "audio":
-            return {"audio": audio}
+            head = {"slot": torch.tensor([worker, slot])}
+        else:
+            head = {"audio": shared_batch(self.rows, self.width).fill_(1.0)}
+            if self.mode == "audio":
+                return head
         if self.mode == "numpy":
             lengths, labels = np.full(self.rows, self.width), np.zeros(self.rows, np.int64)
         else:
             lengths = torch.full((self.rows,), self.width)
             labels = torch.zeros(self.rows, dtype=torch.int64)
-        return {"audio": audio, "lengths": lengths, "label": labels}
+        return {**head, "lengths": lengths, "label": labels}
 
 
 def cpu_seconds(pid: int) -> float:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from audioseq import SAMPLE_RATE
 from audioseq.data.entries import Entry
+from audioseq.data.workers import usable_cores
 from audioseq.errors import DataError
 
 BYTES_PER_SAMPLE = 4  # float32, after resampling to 16 kHz
@@ -90,7 +91,7 @@ class AudioCache:
             except DataError as e:
                 clips[index] = e
 
-        threads = threads or min(8, os.cpu_count() or 1)
+        threads = threads or min(8, usable_cores())
         # libsndfile and the resampler release the GIL, so threads decode in parallel.
         with ThreadPoolExecutor(threads) as pool:
             done = pool.map(decode, range(len(entries)))
