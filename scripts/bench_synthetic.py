@@ -54,7 +54,7 @@ class Baseline(PerClip):
     generator: types.ModuleType
 
     def example(self, index: int) -> Example:
-        rng, label = self._stream(index)
+        ((rng, label),) = self._streams([index])
         if self.corpus == "memory":
             audio = self.generator.memory_clip(rng, label, self.delay_seconds, SAMPLE_RATE)
         else:

@@ -208,13 +208,18 @@ def test_iterating_the_dataset_gives_the_batch_path():
         assert_same_batch(got, collate([ds.example(i) for i in indices], pad_to=ds.pad_to))
 
 
-def test_the_noise_is_gaussian():
+@pytest.mark.parametrize(
+    "samples, clips",
+    [(20_001, 40), (dtmf.BANK_SAMPLES // 8 + 1, 7)],  # from the banks; drawn sample by sample
+)
+def test_the_noise_is_gaussian(samples, clips):
     """A press of no length leaves the noise alone: whitened per clip, its samples have the
-    standard normal's tails and kurtosis (Box-Muller on 32-bit words, since issue 10)."""
+    standard normal's tails and kurtosis, and a flat spectrum, whether the clip takes its
+    noise from the banks or (a long recording) draws it by Box-Muller."""
     rng = np.random.default_rng(11)
     clips = [
-        dtmf.dtmf_clip(rng, 0, 20_001, SAMPLE_RATE, duration_range=(0.0, 0.0), distractor_prob=0)
-        for _ in range(40)
+        dtmf.dtmf_clip(rng, 0, samples, SAMPLE_RATE, duration_range=(0.0, 0.0), distractor_prob=0)
+        for _ in range(clips)
     ]
     z = np.concatenate([(c - c.mean()) / c.std() for c in clips]).astype(np.float64)
     assert np.isfinite(z).all()
@@ -222,11 +227,23 @@ def test_the_noise_is_gaussian():
         assert np.mean(np.abs(z) > k) == pytest.approx(tail, rel=0.05 if k < 3 else 0.2), k
     assert np.mean(z**4) == pytest.approx(3.0, abs=0.05)
     assert np.abs(z).max() < 6.7
-    one = clips[0][:10_000], clips[0][10_000:20_000]  # the two halves of the Box-Muller pairs
-    assert abs(np.corrcoef(*one)[0, 1]) < 0.05
-    spectrum = np.abs(np.fft.rfft(clips[0])) ** 2  # white: flat across the band
+    half = samples // 2  # Box-Muller pairs sample i with sample half + i
+    assert abs(np.corrcoef(clips[0][:half], clips[0][half : 2 * half])[0, 1]) < 0.05
+    spectrum = np.abs(np.fft.rfft(clips[0][:20_000])) ** 2  # white: flat across the band
     bands = spectrum[1:].reshape(-1, 1000).mean(axis=1)
     assert bands.max() < 1.3 * bands.min()
+
+
+def test_clips_share_almost_no_noise():
+    """Clips take their noise from the same banks, at random offsets and angles: any two
+    correlate only where their windows overlap, so over many pairs the correlations are
+    about those of independent noise (mean |r| 0.0063 for 16,000 samples)."""
+    noises = np.empty((150, SAMPLE_RATE), dtype=np.float32)
+    for row, seed in zip(noises, range(150), strict=True):
+        dtmf._noise(row, np.random.default_rng(seed), 1.0)
+    r = np.corrcoef(noises)[np.triu_indices(150, 1)]
+    assert np.mean(np.abs(r)) < 0.012
+    assert np.mean(np.abs(r) > 0.05) < 0.05  # pairs whose windows overlap much: a few %
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0, 30.0])

@@ -50,18 +50,18 @@ def _render(
             if position + n > size:
                 break
             freqs = (low * (1 + err_low), high * (1 + err_high))
-            parts.append((position, gain * dtmf._tone(freqs, phases, n, sample_rate)))
+            parts.append((position, dtmf._tone(freqs, phases, n, sample_rate, gain)))
             spans.append((position, position + n, key + 1))
             position += n + int(rng.uniform(0.05, 0.3) * second)
         pause = int(rng.uniform(0.5, 4.0) * second)
         if rng.random() < tone_prob:  # a tone somewhere in the pause: background
             seconds, freq, level, phase, where = dtmf._uniforms(
-                rng, (0.05, 0.5), (300.0, 3400.0), (0.1, 0.5), dtmf._TURN, (0.0, 1.0)
+                rng, (0.05, 0.5), (300.0, 3400.0), (0.1, 0.5), dtmf._TURN, dtmf._UNIT
             )
             n = int(seconds * second)
             start = position + int(where * max(0, pause - n))
             if start + n <= size:
-                parts.append((start, gain * level * dtmf._tone((freq,), (phase,), n, sample_rate)))
+                parts.append((start, dtmf._tone((freq,), (phase,), n, sample_rate, gain * level)))
         position += pause
     snr_db = rng.uniform(*snr_db_range)
     dtmf._mix(out, rng, 0.2**2 / 10 ** (snr_db / 10), parts)

@@ -11,14 +11,17 @@ A clip is a function of its random stream alone. The per-clip generators (``dtmf
 ``memory_clip``) and the batch generators (``dtmf_batch``, ``memory_batch``, which write
 each clip straight into its row of the batch array) share one renderer, so a batch row
 equals the clip made on its own, whatever else is in the batch, worker or rank. The
-renderer works in float32 and makes the noise by Box-Muller from 32-bit words of the
-stream, several times cheaper than float64 sines and ``rng.normal`` (docs/PERFORMANCE.md)
-with the same distributions. The stream's draws are the ones the float64 generator made
-before issue 10, so a clip keeps its key, onsets, durations, gains, frequencies, phases
-and SNR; its noise samples are a new realisation, and its tones differ from the float64
-ones by float32 phase rounding (below 3e-4 of the tone's amplitude).
+renderer works in float32. Its noise is what bounds a loader worker's pace, so a clip of
+up to 8 s takes its noise from a fixed Gaussian noise corpus, the way noise augmentation
+takes windows of recorded noise: two windows at random offsets of two banks of 2**20
+standard normal samples, mixed at a random angle (``_bank_noise``). A clip's noise is
+white Gaussian at the drawn power, exactly; clips whose windows overlap in a bank share
+some noise material, weakly correlated (tests/test_synthetic.py checks both). Longer
+recordings draw every sample (``_drawn_noise``). A dtmf clip makes all its other draws in
+one call. These choices changed every clip in issue 10 (the distributions are the same).
 """
 
+import math
 from collections.abc import Sequence
 from functools import cache
 
@@ -42,27 +45,31 @@ def _edge(ramp: int) -> np.ndarray:
 
 
 def _uniforms(rng: np.random.Generator, *ranges: tuple[float, float]) -> list[float]:
-    """What one ``rng.uniform(low, high)`` call per range would draw, in a single call.
+    """One uniform draw in each ``(low, high)`` range, all in a single call.
 
-    The values are bit for bit the same; a call costs about a microsecond, and a clip
-    makes a dozen draws.
+    A call costs about a microsecond, and a clip makes a dozen draws.
     """
     draws = rng.random(len(ranges)).tolist()
     return [low + (high - low) * u for (low, high), u in zip(ranges, draws, strict=True)]
 
 
 _TURN = (0.0, 2 * np.pi)  # a random phase
+_UNIT = (0.0, 1.0)  # a position or a chance
 _SAMPLES = np.arange(1 << 16, dtype=np.float32)  # 0, 1, 2, ...: slicing beats a new arange
 
 
-def _tone(freqs: Sequence[float], phases: Sequence[float], n: int, sample_rate: int) -> np.ndarray:
-    """A sum of sines with 5 ms raised-cosine edges (no clicks), in float32."""
+def _tone(
+    freqs: Sequence[float], phases: Sequence[float], n: int, sample_rate: int, gain: float
+) -> np.ndarray:
+    """A sum of sines at ``gain`` with 5 ms raised-cosine edges (no clicks), in float32."""
     t = _SAMPLES[:n] if n <= _SAMPLES.shape[0] else np.arange(n, dtype=np.float32)
-    wave = np.zeros(n, dtype=np.float32)
+    wave = None
     for f, p in zip(freqs, phases, strict=True):
         phase = t * np.float32(2 * np.pi * f / sample_rate)
         phase += np.float32(p)
-        wave += np.sin(phase, out=phase)
+        np.sin(phase, out=phase)
+        wave = phase if wave is None else np.add(wave, phase, out=wave)
+    wave *= np.float32(gain)
     ramp = min(n // 2, int(0.005 * sample_rate))
     if ramp:
         wave[:ramp] *= _edge(ramp)
@@ -70,20 +77,62 @@ def _tone(freqs: Sequence[float], phases: Sequence[float], n: int, sample_rate: 
     return wave
 
 
-def _placed(rng: np.random.Generator, size: int, wave: np.ndarray) -> tuple[int, np.ndarray]:
-    """``wave`` with a random onset where it fits in ``size`` samples."""
-    return int(rng.integers(0, size - wave.shape[0] + 1)), wave
+def _placed(where: float, size: int, wave: np.ndarray) -> tuple[int, np.ndarray]:
+    """``wave`` with its onset at ``where`` (in [0, 1)) of the span where it fits in
+    ``size`` samples."""
+    return int(where * (size - wave.shape[0] + 1)), wave
 
 
-def _noise(out: np.ndarray, rng: np.random.Generator, variance: float) -> None:
-    """Fill ``out`` with N(0, ``variance``) noise: Box-Muller on 32-bit words of ``rng``.
+#: Samples per noise bank; clips up to an eighth of this take their noise from the banks.
+BANK_SAMPLES = 1 << 20
+_BANK_SEED = 20261130
+
+
+@cache
+def noise_banks() -> np.ndarray:
+    """Two banks of ``BANK_SAMPLES`` standard normal float32 samples (8 MiB, read-only).
+
+    The same on every machine and in every process (a fixed seed); a loader worker makes
+    them once, in about 20 ms.
+    """
+    banks = np.random.default_rng(_BANK_SEED).standard_normal((2, BANK_SAMPLES), np.float32)
+    banks.flags.writeable = False
+    return banks
+
+
+def _bank_noise(out: np.ndarray, rng: np.random.Generator, std: float) -> None:
+    """N(0, ``std``**2) noise: ``cos a * X[i:] + sin a * Y[j:]`` for windows of the banks.
+
+    Any window of an iid Gaussian bank is iid Gaussian, and so is a rotation of two
+    independent ones, so the clip's noise is exactly white Gaussian. Two scaled copies
+    and an add, four times cheaper than drawing the samples (docs/PERFORMANCE.md).
+    """
+    n = out.shape[0]
+    first, second, turn = rng.random(3).tolist()
+    angle = 2 * math.pi * turn
+    banks, span = noise_banks(), BANK_SAMPLES - n + 1
+    first, second = int(first * span), int(second * span)
+    np.multiply(banks[0, first : first + n], np.float32(std * math.cos(angle)), out=out)
+    scaled = _scratch(n)
+    np.multiply(banks[1, second : second + n], np.float32(std * math.sin(angle)), out=scaled)
+    out += scaled
+
+
+@cache
+def _scratch(n: int) -> np.ndarray:
+    """A buffer of ``n`` float32 per process, so that the noise allocates nothing."""
+    return np.empty(n, dtype=np.float32)
+
+
+def _drawn_noise(out: np.ndarray, rng: np.random.Generator, std: float) -> None:
+    """Fill ``out`` with N(0, ``std``**2) noise: Box-Muller on 32-bit words of ``rng``.
 
     About three times cheaper than ``rng.normal`` (float64) or float32
-    ``rng.standard_normal``, which would dominate a clip's cost. Word ``i`` gives the
-    radius and word ``half + i`` the angle of samples ``i`` and ``half + i``. A 32-bit
-    word caps the noise at 6.66 standard deviations (Gaussian noise passes that once in
-    4e10 samples). The two words of a ``random_raw`` draw come in the machine's byte
-    order (little-endian wherever torch runs).
+    ``rng.standard_normal``. Word ``i`` gives the radius and word ``half + i`` the angle
+    of samples ``i`` and ``half + i``. A 32-bit word caps the noise at 6.66 standard
+    deviations (Gaussian noise passes that once in 4e10 samples). The two words of a
+    ``random_raw`` draw come in the machine's byte order (little-endian wherever torch
+    runs).
     """
     n = out.shape[0]
     half = (n + 1) // 2
@@ -92,12 +141,20 @@ def _noise(out: np.ndarray, rng: np.random.Generator, variance: float) -> None:
     radius += 1  # u = (word + 1) / 2**32 in (0, 1]
     np.log2(radius, out=radius)
     np.subtract(32, radius, out=radius)  # -log2(u)
-    radius *= np.float32(2 * np.log(2) * variance)
-    np.sqrt(radius, out=radius)  # sqrt(-2 variance ln u)
+    radius *= np.float32(2 * np.log(2) * std**2)
+    np.sqrt(radius, out=radius)  # sqrt(-2 std**2 ln u)
     angle *= np.float32(2 * np.pi / 2**32)
     np.multiply(np.cos(angle), radius, out=out[:half])
     np.sin(angle, out=angle)
     np.multiply(angle[: n - half], radius[: n - half], out=out[half:])
+
+
+def _noise(out: np.ndarray, rng: np.random.Generator, variance: float) -> None:
+    """N(0, ``variance``) noise into ``out``: from the banks for a clip of up to an eighth
+    of a bank (8 s at 16 kHz), drawn sample by sample for longer recordings, whose
+    windows would otherwise cover most of a bank."""
+    fill = _bank_noise if out.shape[0] <= BANK_SAMPLES // 8 else _drawn_noise
+    fill(out, rng, math.sqrt(variance))
 
 
 def _mix(
@@ -125,23 +182,25 @@ def _render_dtmf(
     """``dtmf_clip`` written into ``out``, so that a batch needs no copies."""
     num_samples = out.shape[0]
     low, high = TONES[KEYS[key]]
-    err_low, err_high, seconds, gain, *phases = _uniforms(
-        rng, (-jitter, jitter), (-jitter, jitter), duration_range, (0.05, 0.4), _TURN, _TURN
+    draws = _uniforms(  # every draw of the clip in one call: 14 values
+        rng,
+        *((-jitter, jitter), (-jitter, jitter), duration_range, (0.05, 0.4), _TURN, _TURN),
+        _UNIT,  # the press's onset
+        _UNIT,  # whether there is a distractor
+        *((0.05, 0.5), (300.0, 3400.0), (0.1, 0.5), _TURN, _UNIT),  # it, if there is
+        snr_db_range,
     )
+    err_low, err_high, seconds, gain, *phases, where = draws[:7]
     freqs = (low * (1 + err_low), high * (1 + err_high))
     n = min(num_samples, int(seconds * sample_rate))
-    parts = [_placed(rng, num_samples, gain * _tone(freqs, phases, n, sample_rate))]
-    if rng.random() < distractor_prob:
-        seconds, freq, level, phase = _uniforms(
-            rng, (0.05, 0.5), (300.0, 3400.0), (0.1, 0.5), _TURN
-        )
+    parts = [_placed(where, num_samples, _tone(freqs, phases, n, sample_rate, gain))]
+    if draws[7] < distractor_prob:
+        seconds, freq, level, phase, where = draws[8:13]
         n2 = min(num_samples, int(seconds * sample_rate))
-        parts.append(
-            _placed(rng, num_samples, gain * level * _tone((freq,), (phase,), n2, sample_rate))
-        )
+        wave = _tone((freq,), (phase,), n2, sample_rate, gain * level)
+        parts.append(_placed(where, num_samples, wave))
     tone_power = gain**2  # two unit sines: 2 * (gain^2 / 2)
-    snr_db = rng.uniform(*snr_db_range)
-    _mix(out, rng, tone_power / 10 ** (snr_db / 10), parts)
+    _mix(out, rng, tone_power / 10 ** (draws[13] / 10), parts)
 
 
 def dtmf_clip(
@@ -193,12 +252,12 @@ def _render_memory(
     """``memory_clip`` written into ``out``; the clip's length is ``out``'s."""
     slot = round(KEY_SECONDS * sample_rate)
     size = out.shape[0]
-    gain, err_low, err_high, seconds, *phases = _uniforms(
-        rng, (0.1, 0.4), (-jitter, jitter), (-jitter, jitter), (0.6, 1.0), _TURN, _TURN
+    gain, err_low, err_high, seconds, *phases, where = _uniforms(
+        rng, (0.1, 0.4), (-jitter, jitter), (-jitter, jitter), (0.6, 1.0), _TURN, _TURN, _UNIT
     )
     low, high = TONES[KEYS[key]]
     freqs = (low * (1 + err_low), high * (1 + err_high))
-    parts = [_placed(rng, slot, gain * _tone(freqs, phases, int(seconds * slot), sample_rate))]
+    parts = [_placed(where, slot, _tone(freqs, phases, int(seconds * slot), sample_rate, gain))]
     position = slot + int(rng.uniform(0.01, 0.06) * sample_rate)
     while position < size:
         n = min(size - position, int(rng.uniform(0.04, 0.12) * sample_rate))
@@ -212,7 +271,7 @@ def _render_memory(
             )
             freqs = (low * (1 + err_low), high * (1 + err_high))
         level = gain * 10 ** (-loss_db / 20)
-        parts.append((position, level * _tone(freqs, phases, n, sample_rate)))
+        parts.append((position, _tone(freqs, phases, n, sample_rate, level)))
         position += n + int(rng.uniform(0.01, 0.06) * sample_rate)
     snr_db = rng.uniform(*snr_db_range)
     _mix(out, rng, gain**2 / 10 ** (snr_db / 10), parts)
