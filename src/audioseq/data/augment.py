@@ -16,13 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
 from audioseq.data.audio import read_audio, resampler
 from audioseq.data.audio_files import AUDIO_SUFFIXES
+from audioseq.data.seeding import hashed_seed
 from audioseq.errors import ConfigError, DataError
 
 OPTIONS = ("time_shift_seconds", "gain_db", "noise_dir", "noise_prob", "noise_snr_db", "speed")
@@ -73,9 +73,8 @@ def _show(value: Any) -> str:
 
 
 def clip_generator(*key: int) -> torch.Generator:
-    """A torch generator seeded from ``key`` (seed, epoch, clip position: non-negative ints)."""
-    state = np.random.SeedSequence(list(key)).generate_state(2, np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+    """A torch generator seeded from ``key`` (seed, epoch, clip position)."""
+    return torch.Generator().manual_seed(hashed_seed(*key))
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:

@@ -1,7 +1,5 @@
 """The built-in procedural corpus, streamed as batches from an IterableDataset."""
 
-import hashlib
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +11,7 @@ from audioseq.config_schema import check_all
 from audioseq.data.batching import Batch
 from audioseq.data.example import Example
 from audioseq.data.partition import batches, rank_indices, worker_share
+from audioseq.data.seeding import hashed_seed
 from audioseq.data.sources import dialling, dtmf
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import ConfigError
@@ -103,10 +102,7 @@ class SyntheticBatches(IterableDataset):
         split = SPLITS.index(self.split)
         streams = []
         for index, rng in zip(indices, self._generators, strict=False):
-            digest = hashlib.blake2b(
-                struct.pack("<qqq", self.seed, split, index), digest_size=16
-            ).digest()
-            state = {"state": int.from_bytes(digest, "little"), "inc": _INCREMENT}
+            state = {"state": hashed_seed(self.seed, split, index, bits=128), "inc": _INCREMENT}
             rng.bit_generator.state = {  # and no half word left over from the last clip
                 "bit_generator": "PCG64",
                 "state": state,
