@@ -15,6 +15,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from audioseq.allocator import reuse_freed_memory
 from audioseq.cli.components import build_trainer
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import refuse_renamed_keys, report_errors
@@ -45,6 +46,7 @@ def data_settings(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     validate(cfg, "eval")  # before the checkpoint is read
     quiet_lightning()
+    reuse_freed_memory()
     model, saved = load_checkpoint(to_absolute_path(cfg.ckpt_path))
     settings = data_settings(cfg, saved, list(HydraConfig.get().overrides.task))
     datamodule = AudioDataModule(**settings)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
+from audioseq.allocator import reuse_freed_memory
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
 from audioseq.config_schema import validate
@@ -75,6 +76,7 @@ def summary_table(rows: list[Prediction], clips: int) -> Table:
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Write the predictions file; returns what was done (rows, clips, windows, skipped)."""
     validate(cfg, "predict")  # before the checkpoint is read
+    reuse_freed_memory()
     predictor = Predictor.from_checkpoint(to_absolute_path(cfg.ckpt_path), cfg.device)
     entries = list_inputs(input_paths(cfg.inputs))
     policy = SkipPolicy(cfg.on_error)

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from audioseq.allocator import reuse_freed_memory
 from audioseq.callbacks.preemption import EXIT_PREEMPTED, Preemption
 from audioseq.cli import resolvers  # noqa: F401  (registers ${audioseq.folder:...})
 from audioseq.cli.components import build_trainer, flat_params
@@ -88,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, and write metrics.json into the run directory."""
     validate(cfg, "train")  # types, ranges, choices: one line now, not a traceback later
     quiet_lightning()
+    reuse_freed_memory()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="all")  # plain types: checkpoints load safely
     if not datamodule.has_split("val"):
