@@ -9,8 +9,9 @@ again, a page at a time, depends on the order of earlier allocations: measured o
 development machine, 2,000-8,000 page faults per step of a small RNN (about 4 µs each
 there) in some runs and none in others. Fixing the thresholds at the top of glibc's own
 sliding range (mmap 32 MiB, trim twice that) from the start keeps those blocks in the
-heap for reuse: epochs 6 % faster for RNN-128 on 2 CPU cores, with the same peak memory
-(docs/PERFORMANCE.md). This is what PyTorch's CPU tuning guide gets by preloading
+heap for reuse: RNN-128 epochs 6-9 % faster on 2 CPU cores and GRU-128 3 %, with the same
+peak memory (docs/PERFORMANCE.md). The LSTM's oneDNN workspace is over 32 MiB a step and
+is mapped afresh either way. This is what PyTorch's CPU tuning guide gets by preloading
 jemalloc or tcmalloc; glibc does it with two ``mallopt`` calls.
 """
 
