@@ -97,6 +97,9 @@ def test_readme_ddp_command_runs_as_written(command: str, tmp_path: Path) -> Non
         assert len(dirs) == 1 and dirs[0].parent == logs / "runs"
     for run_dir in dirs:
         check_run(run_dir)
+    if "data.num_workers" not in command:  # the default, auto: said by one rank per run
+        said = (result.stdout + result.stderr).count("data.num_workers=auto:")
+        assert said == len(dirs), result.stdout + result.stderr
 
 
 def write_tone_corpus(root: Path, split: str, count: int, corrupt: set[int] = frozenset()) -> Path:

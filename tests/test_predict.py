@@ -15,6 +15,7 @@ from tiny_classifier import tiny_classifier_run
 from audioseq.data.audio import read_audio
 from audioseq.data.skipping import SkipPolicy
 from audioseq.data.sources.dtmf import dtmf_clip
+from audioseq.data.workers import auto_workers, usable_cores
 from audioseq.errors import ConfigError, DataError
 from audioseq.inference.inputs import list_inputs
 from audioseq.inference.predictor import Predictor, predict_entries, window_spans
@@ -273,6 +274,9 @@ def test_cli_writes_json_lines_into_its_run_directory(checkpoint, model, corpus,
     assert [t["prob"] for t in top] == pytest.approx([expected[t["label"]] for t in top], abs=2e-6)
     assert "top-k (probability)" in result.stdout  # the summary table
     assert "7 clip(s), 6 window(s) written to" in result.stdout
+    cores = usable_cores()  # the default num_workers=auto says what it chose
+    expected_workers = auto_workers(cores, local_ranks=1)
+    assert f"num_workers=auto: {expected_workers} decoding workers ({cores} cores)" in result.stdout
 
 
 def test_cli_writes_csv_and_skips_unreadable_inputs(checkpoint, corpus, tmp_path) -> None:
@@ -305,6 +309,17 @@ def test_cli_writes_csv_and_skips_unreadable_inputs(checkpoint, corpus, tmp_path
         assert r["window"] == "" and float(r["prob_1"]) >= float(r["prob_2"]) > 0
     assert "skipping (corrupt)" in result.stderr and "bad.wav" in result.stderr
     assert "skipped 1 unreadable input(s)" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_cli_refuses_a_bad_worker_count_in_one_line(checkpoint, tmp_path, value) -> None:
+    result = audioseq(
+        "predict", f"ckpt_path={checkpoint}", "inputs=[x.wav]", f"num_workers={value}",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, returncode=None,
+    )  # fmt: skip
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: num_workers={value}: must be an integer >= 0 (or 'auto')"), last
 
 
 def test_cli_input_error_is_one_line(checkpoint, corpus, tmp_path) -> None:

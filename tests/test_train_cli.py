@@ -12,7 +12,9 @@ from tensorboard_events import read_events, scalars
 
 from audioseq.cli.train import build_task
 
-# Small and quick, but a real run: 2 epochs over 640 clips with a small LSTM.
+# Small and quick, but a real run: 3 epochs over 640 clips with a small LSTM (after 2 its
+# val/acc_best was 0.20 on the corpus of issue 10, under the 2.5x chance tested below; 0.45
+# after 3).
 QUICK = [
     "data.train_size=640",
     "data.val_size=128",
@@ -21,7 +23,7 @@ QUICK = [
     "data.num_workers=1",
     "model.encoder.hidden_size=32",
     "model.encoder.num_layers=1",
-    "trainer.max_epochs=2",
+    "trainer.max_epochs=3",
     "features.stats_batches=4",
 ]
 
@@ -48,8 +50,8 @@ def test_run_directory_layout(trained: Path) -> None:
     assert metrics["val/acc_best"] == pytest.approx(max(v for _, v in logged["val/acc"]), rel=1e-6)
     for key in ("val/acc", "test/acc", "test/f1_macro"):
         assert 0.0 <= metrics[key] <= 1.0, key
-    assert metrics["epochs"] == 2
-    assert metrics["steps"] == 2 * 640 // 32
+    assert metrics["epochs"] == 3
+    assert metrics["steps"] == 3 * 640 // 32
     assert metrics["train_seconds"] > 0
     assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
 

@@ -199,7 +199,7 @@ COMMANDS: dict[str, dict[str, Rule]] = {
         "ckpt_path": STR,
         "top_k": _int(1),
         "batch_size": _int(1),
-        "num_workers": _int(0),
+        "num_workers": _int(0, also=("auto",)),
         "device": STR,
         "window_seconds": _num(0.0, open_low=True, null=True),
         "hop_seconds": _num(0.0, open_low=True, null=True),

@@ -23,6 +23,7 @@ from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import report_errors
 from audioseq.config_schema import validate
 from audioseq.data.skipping import SkipPolicy
+from audioseq.data.workers import auto_workers, usable_cores
 from audioseq.errors import ConfigError
 from audioseq.inference.inputs import list_inputs
 from audioseq.inference.predictor import Prediction, Predictor, predict_entries
@@ -84,6 +85,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     shown: list[Prediction] = []
     clips = windows = 0
     writer = PredictionWriter(to_absolute_path(cfg.output), top_k)
+    workers = cfg.num_workers
+    if workers == "auto":
+        cores = usable_cores()
+        workers = auto_workers(cores, local_ranks=1)
+        log.info("num_workers=auto: %d decoding workers (%d cores)", workers, cores)
     log.info("predicting %d clip(s) on %s", len(entries), predictor.device)
     with writer, progress_bar(len(entries), cfg.progress) as advance:
         for p in predict_entries(
@@ -94,7 +100,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             top_k=top_k,
             window_seconds=cfg.window_seconds,
             hop_seconds=cfg.hop_seconds,
-            num_workers=cfg.num_workers,
+            num_workers=workers,
             on_clip_done=advance,
         ):
             writer.write(p)

@@ -187,18 +187,18 @@ class AudioDataModule(pl.LightningDataModule):
         return trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
 
     def _num_workers(self) -> int:
-        """``data.num_workers``, with ``auto`` resolved for this node (said once)."""
+        """``data.num_workers``, with ``auto`` resolved for this node (said once a node)."""
         if self.hparams.num_workers != "auto":
             return int(self.hparams.num_workers)
         cores, ranks = usable_cores(), self._local_ranks()
         workers = auto_workers(cores, ranks)
-        if not self._said_workers:
+        if not self._said_workers and (self.trainer is None or self.trainer.local_rank == 0):
             ranks_text = f"{ranks} rank{'s' if ranks > 1 else ''}"
-            log.info(
+            log.info(  # by one rank of each node: the others chose the same
                 "data.num_workers=auto: %d loader workers per rank (%d cores, %s on this node)",
                 workers, cores, ranks_text,
             )  # fmt: skip
-            self._said_workers = True
+        self._said_workers = True
         return workers
 
     def _loader(self, split: str) -> DataLoader:
