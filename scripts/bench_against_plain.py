@@ -10,12 +10,13 @@ For each cell and hidden size, alternately (``--rounds`` times each, every run i
 process):
 
 (a) ``audioseq-train data=manifest model=CELL ...``, the command a user types, with every
-    default: the loader (``data.cache=auto``, 2 workers), callbacks, progress bar and
-    TensorBoard extras;
+    default: the loader (``data.cache=auto``, ``data.num_workers=auto``), callbacks,
+    progress bar and TensorBoard extras;
 (b) the same model (built by audioseq from the same config, so the compute is identical)
     trained by a plain loop: clips decoded once into a list of tensors, the same shift and
     gain augmentation in the loop's own process, AdamW, gradient clipping, validation
-    every epoch.
+    every epoch; with glibc's malloc thresholds fixed as audioseq-train fixes them
+    (``audioseq.allocator``), so that the ratio is that of the loops.
 
 Both report the median wall time of an epoch (training and validation) after the first,
 which pays for start-up (workers, the cache, feature statistics). Without ``--manifests``
@@ -240,6 +241,9 @@ def against_plain(
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--plain"]:
+    from audioseq.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as audioseq-train does: the comparison is of the loops alone
     train, val, cell, hidden, epochs, device = sys.argv[2:8]
     seconds = plain_epoch_seconds(Path(train), Path(val), cell, int(hidden), int(epochs), device)
     print(json.dumps(seconds))
