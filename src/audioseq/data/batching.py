@@ -4,7 +4,7 @@ bucketing (batches of clips of similar length, so little of a batch is padding).
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -54,6 +54,13 @@ def batch_buffer(rows: int, width: int) -> torch.Tensor:
         return torch.empty(rows, width, dtype=torch.float32)
     storage = torch.empty(0, dtype=torch.float32)._typed_storage()._new_shared(rows * width)
     return torch.empty(0, dtype=torch.float32).new(storage).view(rows, width)
+
+
+def as_is(item: Any) -> Any:
+    """``collate_fn`` of a loader whose dataset yields finished batches (or items that need
+    no collating): torch's default would walk every key, list and tensor of each, about
+    0.3 ms a batch of 64 clips, to convert nothing."""
+    return item
 
 
 def collate(items: list[Example | Skipped | None], pad_to: int | None = None) -> Batch:

@@ -13,7 +13,7 @@ from audioseq import SAMPLE_RATE
 from audioseq.callbacks.preemption import loader_worker_init
 from audioseq.config_schema import check_all
 from audioseq.data.augment import WaveformAugment
-from audioseq.data.batching import DurationBucketSampler, collate
+from audioseq.data.batching import DurationBucketSampler, as_is, collate
 from audioseq.data.cache import CacheBudget
 from audioseq.data.epoch_loader import EpochLoader
 from audioseq.data.partition import rank_indices
@@ -224,7 +224,7 @@ class AudioDataModule(pl.LightningDataModule):
         if split == "train":
             return self._train_loader(dataset, common)
         if isinstance(dataset, IterableDataset):  # the dataset batches and shards itself
-            return EpochLoader(dataset, batch_size=None, **common)
+            return EpochLoader(dataset, batch_size=None, collate_fn=as_is, **common)
         common["collate_fn"] = self._collate()
         if self.hparams.bucketing:
             return DataLoader(dataset, batch_sampler=self._batch_sampler(dataset), **common)
@@ -237,7 +237,9 @@ class AudioDataModule(pl.LightningDataModule):
         it was read: the fit loop's), else at the start of the trainer's epoch."""
         first_epoch = self.trainer.current_epoch if self.trainer else 0
         if isinstance(dataset, IterableDataset):
-            loader = EpochLoader(dataset, batch_size=None, first_epoch=first_epoch, **common)
+            loader = EpochLoader(
+                dataset, batch_size=None, collate_fn=as_is, first_epoch=first_epoch, **common
+            )
         else:
             loader = EpochLoader(
                 dataset,

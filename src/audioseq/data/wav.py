@@ -93,7 +93,8 @@ def to_float(layout: WavLayout, raw: bytes | memoryview, count: int, name: str) 
     """[T] (mono) or [T, C] float32 samples of ``count`` frames in ``raw``."""
     audio = np.frombuffer(raw, layout.dtype, count * layout.channels)
     if layout.dtype.kind == "i":
-        audio = np.multiply(audio, _INT16_SCALE, dtype=np.float32)  # new and writable
+        audio = audio.astype(np.float32)  # new and writable; then scaled in place, which
+        audio *= _INT16_SCALE  # is half the time of one multiply that converts as well
     else:
         # One pass; float32 values cannot overflow a float64 sum.
         if not np.isfinite(audio.sum(dtype=np.float64)):

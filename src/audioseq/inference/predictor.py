@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check
 from audioseq.data.audio import read_audio
-from audioseq.data.batching import collate
+from audioseq.data.batching import as_is, collate
 from audioseq.data.entries import Entry
 from audioseq.data.example import Example
 from audioseq.data.skipping import SkipPolicy
@@ -124,10 +124,6 @@ class _Decoded(Dataset):
             return index, None, (str(e), e.reason)
 
 
-def _as_is(item: object) -> object:
-    return item
-
-
 @dataclass
 class _Pending:
     """A decoded clip whose rows are not all computed yet."""
@@ -172,7 +168,7 @@ def predict_entries(
             )
     k = min(top_k, len(predictor.labels))
     loader = DataLoader(
-        _Decoded(entries), batch_size=None, num_workers=num_workers, collate_fn=_as_is
+        _Decoded(entries), batch_size=None, num_workers=num_workers, collate_fn=as_is
     )
     queue: deque[tuple[_Pending, int, torch.Tensor]] = deque()  # segments for the model
     waiting: deque[_Pending] = deque()  # clips in input order, rows not all computed
