@@ -26,7 +26,9 @@ rank saving the checkpoint while another waits in the next step's collective: gl
 aborted with "Received data size doesn't match expected size". This callback therefore
 replaces that handler during training: the signal only sets a flag, and at the end of
 every training batch the ranks all-reduce it (one small collective per step), so all of
-them stop at the same batch.
+them stop at the same batch. The flag travels on a gloo group of its own, as a CPU
+tensor: on GPUs a flag on the device (NCCL) would make every step wait for the GPU to
+finish its queued work before it could read the result.
 """
 
 import os
@@ -77,6 +79,7 @@ class Preemption(pl.Callback):
         self.dirpath = Path(dirpath)
         self.saved: Path | None = None
         self._pending = False
+        self._group: dist.ProcessGroup | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         environment = getattr(trainer._accelerator_connector, "cluster_environment", None)
@@ -88,6 +91,8 @@ class Preemption(pl.Callback):
         self._pending = False
         if trainer.world_size > 1:  # after Lightning's handlers; its teardown restores them
             signal.signal(signal.SIGTERM, self._note)
+            if dist.is_initialized() and self._group is None:  # every rank, in step
+                self._group = dist.new_group(backend="gloo")
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         self._pending = True
@@ -96,11 +101,17 @@ class Preemption(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object
     ) -> None:
         """Every rank learns of a signal any rank received; all stop after this batch."""
-        if trainer.world_size > 1 and dist.is_initialized():
-            flag = torch.tensor([int(self._pending)], device=trainer.strategy.root_device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if self._group is not None:
+            flag = torch.tensor([int(self._pending)])  # on the CPU: no wait for a GPU
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
             if flag.item():
                 trainer._signal_connector.received_sigterm = True  # Lightning raises next
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """The flag's group goes with the fit (a later fit may run in other groups)."""
+        if self._group is not None and dist.is_initialized():
+            dist.destroy_process_group(self._group)
+        self._group = None
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
