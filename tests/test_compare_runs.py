@@ -4,13 +4,14 @@ experiment): the Markdown table, the PNG plots, filters, and its errors."""
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 import torch
 from in_process import audioseq
-from processes import script
+from processes import run, script
 
 from audioseq.cli.compare_runs import main
 from audioseq.comparison.jobs import ReportError, load_multirun, numeric_keys, swept_keys
@@ -142,3 +143,13 @@ def test_folders_that_are_not_a_multirun(multirun: Path, tmp_path: Path, capsys)
     assert status == 2 and "val/nope" in err and "test/acc" in err
     with pytest.raises(ReportError, match="no job matches"):
         compare(multirun, tmp_path, where=["model=lstm"])
+
+
+def test_the_console_script_is_the_same_command(multirun: Path, tmp_path: Path) -> None:
+    """``audioseq-compare`` (installed by ``make``) is ``scripts/compare_runs.py``."""
+    command = Path(sys.executable).with_name("audioseq-compare")
+    result = run([command, str(multirun), "--out", str(tmp_path)], cwd=tmp_path, env=ONE_THREAD)
+    assert table_rows(result.stdout)[0][:2] == ["job", "model"]
+    missing = run([command, str(tmp_path / "nothing")], cwd=tmp_path, returncode=None)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: "), missing.stderr
