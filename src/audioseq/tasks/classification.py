@@ -4,7 +4,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from audioseq.data.batching import Batch
@@ -12,6 +12,7 @@ from audioseq.errors import ConfigError
 from audioseq.models.heads import LinearHead
 from audioseq.models.pooling import Pooling
 from audioseq.tasks.base import AudioTask
+from audioseq.tasks.metrics import WeightedMean
 
 
 class AudioClassifier(AudioTask):
@@ -46,13 +47,15 @@ class AudioClassifier(AudioTask):
         )
         self.head = LinearHead(self.encoder.output_size, num_classes, model.get("head_dropout", 0))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_loss = MeanMetric()
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_loss = WeightedMean()
+        # validate_args=False: argmax predictions and checked labels need no checks, whose
+        # reads of device values would make every training step wait for a GPU.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_loss, self.test_loss = WeightedMean(), WeightedMean()
         self.val_acc_best = MaxMetric()
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.strategies import ParallelStrategy
-from torchmetrics import MaxMetric, MeanMetric, SumMetric
+from torchmetrics import MaxMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from audioseq import SAMPLE_RATE
@@ -37,6 +37,7 @@ from audioseq.tasks.base import AudioTask
 from audioseq.tasks.detection_figure import posteriors_figure
 from audioseq.tasks.event_scoring import f_scores, match, onsets
 from audioseq.tasks.events import Event, EventDetector
+from audioseq.tasks.metrics import WeightedMean
 
 #: The labels-vs-posteriors image shows at most this many frames of the first recording.
 FIGURE_FRAMES = 3000
@@ -98,12 +99,13 @@ class FrameDetector(AudioTask):
             self.encoder.output_size, len(self.labels), model.get("head_dropout", 0)
         )
         classes = len(self.labels)
-        for stage in ("train", "val", "test"):
-            setattr(
-                self, f"{stage}_acc", MulticlassAccuracy(classes, average="micro", ignore_index=PAD)
+        for stage in ("train", "val", "test"):  # no argument checks in the training steps
+            accuracy = MulticlassAccuracy(
+                classes, average="micro", ignore_index=PAD, validate_args=stage != "train"
             )
+            setattr(self, f"{stage}_acc", accuracy)
         for stage in ("val", "test"):
-            setattr(self, f"{stage}_loss", MeanMetric())
+            setattr(self, f"{stage}_loss", WeightedMean())
             for count in ("hits", "false_alarms", "misses"):
                 setattr(self, f"{stage}_{count}", SumMetric())
         self.val_event_f1_best = MaxMetric()

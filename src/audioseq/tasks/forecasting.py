@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric, MinMetric
+from torchmetrics import MinMetric
 
 from audioseq.config_schema import check
 from audioseq.data.batching import Batch
 from audioseq.errors import ConfigError
 from audioseq.models.masking import frame_mask
 from audioseq.tasks.base import AudioTask
+from audioseq.tasks.metrics import WeightedMean
 
 
 def shifted_l1(
@@ -79,10 +80,10 @@ class FrameForecaster(AudioTask):
         self.head = nn.Linear(self.encoder.output_size, self.frontend.num_features)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        self.train_loss = MeanMetric()
+        self.train_loss = WeightedMean()
         for stage in ("val", "test"):
-            setattr(self, f"{stage}_loss", MeanMetric())
-            setattr(self, f"{stage}_baseline", MeanMetric())
+            setattr(self, f"{stage}_loss", WeightedMean())
+            setattr(self, f"{stage}_baseline", WeightedMean())
         self.val_loss_best = MinMetric()
 
     def features(
