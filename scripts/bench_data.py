@@ -193,6 +193,9 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
+        from audioseq.allocator import reuse_freed_memory
+
+        reuse_freed_memory()  # as the train, eval and predict commands do, for every row
         kind, source, workers = args.measure
         result = measure(kind, source, int(workers), args.batch_size, args.cache, args.cold)
         print(json.dumps(result))
