@@ -36,9 +36,10 @@ def reuse_freed_memory() -> bool:
     environment chooses the allocator or its settings."""
     if not sys.platform.startswith("linux") or any(os.environ.get(k) for k in _USER_CHOICES):
         return False
+    libc = ctypes.CDLL(None)
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-        gnu = ctypes.CDLL(None).gnu_get_libc_version  # glibc's own: musl has a stub mallopt
+        mallopt = libc.mallopt
+        gnu = libc.gnu_get_libc_version  # glibc's own: musl has a stub mallopt
     except AttributeError:
         return False
     gnu.restype = ctypes.c_char_p

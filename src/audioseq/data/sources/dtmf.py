@@ -17,9 +17,9 @@ takes windows of recorded noise: the sum or the difference of two windows at ran
 offsets of two banks of 2**20 standard normal samples (``_bank_noise``). A clip's noise is
 white Gaussian at the drawn power, exactly. Two clips whose windows overlap in a bank
 share that stretch of noise, shifted: about 5 % of pairs of 1 s clips, none of it tied to
-a label (tests/test_synthetic.py measures both). Longer
-recordings draw every sample (``_drawn_noise``). A dtmf clip makes all its other draws in
-one call. These choices changed every clip in issue 10 (the distributions are the same).
+a label (tests/test_synthetic.py measures both). Longer recordings draw every sample
+(``_drawn_noise``). A dtmf clip makes all its other draws in one call. These choices
+changed every clip in issue 10 (the distributions are the same).
 """
 
 import math
