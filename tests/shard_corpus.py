@@ -63,16 +63,19 @@ def wav_bytes(audio: np.ndarray, subtype: str = "PCM_16", fmt: str = "WAV") -> b
     return buffer.getvalue()
 
 
-def write_tar(folder: Path, name: str, samples: list[dict]) -> dict:
+def write_tar(folder: Path, name: str, samples: list[dict], offsets: bool = False) -> dict:
     """A shard of hand-made samples (``{"__key__": ..., "wav": bytes, "json": dict}``)
-    beside an index.json that lists it; returns its index entry."""
+    beside an index.json that lists it (with each sample's byte offset, as make_shards
+    writes them, when ``offsets``); returns its index entry."""
     folder.mkdir(parents=True, exist_ok=True)
+    starts = [0]
     with wds.TarWriter(str(folder / name)) as writer:
         for sample in samples:
             writer.write(
                 {k: json.dumps(v).encode() if k == "json" else v for k, v in sample.items()}
             )
-    entry = {"url": name, "count": len(samples)}
+            starts.append(writer.tarstream.offset)
+    entry = {"url": name, "count": len(samples)} | ({"offsets": starts} if offsets else {})
     index_path = folder / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"shards": []}
     index["shards"] = [s for s in index["shards"] if s["url"] != name] + [entry]

@@ -45,6 +45,22 @@ def test_cli_writes_equal_shards_and_an_index(tmp_path):
     assert not list((tmp_path / "train").glob("*.partial"))
 
 
+def test_the_index_gives_where_each_sample_starts_and_the_last_ends(tmp_path):
+    """The offsets the loader reads a sample by, in one piece: each sample's first header,
+    then the end of the last member (where the end-of-archive blocks begin)."""
+    out = tmp_path / "train"
+    write_shards(input_entries(write_corpus(tmp_path / "src", 7)), out, 4, progress=False)
+    index = json.loads((out / "index.json").read_text())
+    for shard in index["shards"]:
+        with tarfile.open(out / shard["url"]) as tar:
+            found = tar.getmembers()
+        assert len(shard["offsets"]) == shard["count"] + 1
+        assert shard["offsets"][:-1] == [m.offset for m in found[::2]]  # KEY.json, KEY.wav
+        end = found[-1].offset_data + found[-1].size
+        assert shard["offsets"][-1] == end + (-end % 512)
+    assert (out / "index.json").read_text().count("\n") < 20  # a line per shard, not per offset
+
+
 def test_audio_is_resampled_to_16k_mono_and_flac_works(tmp_path, sine):
     stereo = sine(440, 0.5, 8000, channels=2)
     path = tmp_path / "in" / "st.wav"

@@ -251,10 +251,12 @@ def test_max_seconds_leaves_long_clips_out_without_counting_them(tmp_path):
     assert length == count == 3 and len(keys) == 4 and not skipped
 
 
-def truncated_shard(tmp_path: Path, cut: float | None = None, members: int | None = None) -> Path:
+def truncated_shard(
+    tmp_path: Path, cut: float | None = None, members: int | None = None, offsets: bool = False
+) -> Path:
     folder = tmp_path / "cut"
-    write_tar(folder, "cut-000000.tar", [good_sample(i) for i in range(6)])
-    write_tar(folder, "cut-000001.tar", [good_sample(i) for i in range(6, 9)])
+    write_tar(folder, "cut-000000.tar", [good_sample(i) for i in range(6)], offsets)
+    write_tar(folder, "cut-000001.tar", [good_sample(i) for i in range(6, 9)], offsets)
     path = folder / "cut-000000.tar"
     data = path.read_bytes()
     if members is not None:  # a clean cut after whole samples: the tar just ends early
@@ -269,14 +271,17 @@ def truncated_shard(tmp_path: Path, cut: float | None = None, members: int | Non
     return folder
 
 
+@pytest.mark.parametrize("by_range", [False, True])  # streamed; read by the index's offsets
 @pytest.mark.parametrize("members", [None, 6])  # mid-member cut; clean cut after 3 samples
-def test_truncated_shard(tmp_path, members):
-    folder = truncated_shard(tmp_path, cut=0.55, members=members)
+def test_truncated_shard(tmp_path, members, by_range):
+    folder = truncated_shard(tmp_path, cut=0.55, members=members, offsets=by_range)
     source = ShardSource(train_shards=str(folder))
     with pytest.raises(DataError) as info:
         run_epochs(source, "train", 0, 1, 4, train=False, epochs=1, workers=0)
     assert info.value.reason == "bad_shard" and "cut-000000.tar" in str(info.value)
-    assert ("shard ends after 3" if members else "unreadable tar") in str(info.value)
+    # Read by range, any cut shows as the shard ending early: the next range is not there.
+    expected = "shard ends after 3" if members or by_range else "unreadable tar"
+    assert expected in str(info.value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ((length, count, keys, skipped),) = run_epochs(
@@ -286,6 +291,96 @@ def test_truncated_shard(tmp_path, members):
     first = [k for k in keys if k.startswith("cut-000000")]
     assert first == [f"cut-000000.tar/s{i:04d}" for i in range(len(first))]  # a prefix
     assert len(first) + skipped["bad_shard"] == 6 and len(keys) == len(first) + 3
+
+
+def offset_shards(tmp_path: Path, n: int = 6) -> tuple[Path, list[int]]:
+    """One shard of ``n`` good samples with their offsets in the index, and the offsets."""
+    folder = tmp_path / "o"
+    entry = write_tar(folder, "o-000000.tar", [good_sample(i) for i in range(n)], offsets=True)
+    return folder, entry["offsets"]
+
+
+def test_reading_by_byte_range_gives_what_streaming_gives(tmp_path):
+    """The index's offsets change how samples are read, not which batches come out:
+    the same keys, labels and audio, shuffled and split over 2 workers, in two epochs."""
+    folder = make_shards(tmp_path, 23, 5)
+    epochs = {}
+    for by_range in (True, False):
+        source = ShardSource(train_shards=str(folder), shuffle_buffer=6)
+        for shard in source._shards["train"]:
+            assert shard.offsets is not None and len(shard.offsets) == shard.count + 1
+            if not by_range:
+                shard.offsets = None
+        spec = LoaderSpec(batch_size=4, clip_seconds=0.2, train=True, seed=3)
+        dataset = source.dataset("train", spec)
+        loader = EpochLoader(dataset, batch_size=None, num_workers=2, persistent_workers=True)
+        epochs[by_range] = [[dict(b) for b in loader] for _ in range(2)]
+    for ranged, streamed in zip(epochs[True], epochs[False], strict=True):
+        assert len(ranged) == len(streamed) == 6
+        for a, b in zip(ranged, streamed, strict=True):
+            assert a["key"] == b["key"] and a["label"].tolist() == b["label"].tolist()
+            assert a["audio"].equal(b["audio"])
+    assert [b["key"] for b in epochs[True][0]] != [b["key"] for b in epochs[True][1]]
+
+
+def test_a_sample_read_by_range_that_is_corrupt_costs_only_itself(tmp_path):
+    folder, offsets = offset_shards(tmp_path)
+    path = folder / "o-000000.tar"
+    data = bytearray(path.read_bytes())
+    data[offsets[2] + 124 : offsets[2] + 136] = b"not octal!!\0"  # sample 2's first header size
+    path.write_bytes(bytes(data))
+    source = ShardSource(train_shards=str(folder))
+    with pytest.raises(
+        DataError, match=r"o-000000\.tar: sample 2: unreadable tar \(invalid header\)"
+    ):
+        run_epochs(source, "train", 0, 1, 3, train=False, epochs=1, workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ((length, count, keys, skipped),) = run_epochs(
+            source, "train", 0, 1, 3, train=False, epochs=1, workers=0, on_error="skip"
+        )
+    assert length == count == 2 and skipped == {"bad_shard": 1}
+    assert keys == [f"o-000000.tar/s{i:04d}" for i in (0, 1, 3, 4, 5)]
+
+
+@pytest.mark.parametrize(
+    ("stale", "reason"),
+    [
+        (lambda o: [o[0], *(x + 512 for x in o[1:-1]), o[-1]], "past the sample's byte range"),
+        (lambda o: [o[0], *o[2:], o[-1] + 1], "a second sample"),
+    ],
+)
+def test_offsets_that_do_not_fit_the_shard_are_bad_samples_not_wrong_ones(tmp_path, stale, reason):
+    """An index.json left over from another writing of the shards: ranges that cut
+    members, or that hold two samples, are refused with a reason; none becomes a
+    wrongly-labelled clip."""
+    folder, offsets = offset_shards(tmp_path)
+    index = json.loads((folder / "index.json").read_text())
+    index["shards"][0]["offsets"] = stale(offsets)
+    index["shards"][0]["count"] = len(index["shards"][0]["offsets"]) - 1
+    (folder / "index.json").write_text(json.dumps(index))
+    source = ShardSource(train_shards=str(folder))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ((_, _, keys, skipped),) = run_epochs(
+            source, "train", 0, 1, 3, train=False, epochs=1, workers=0, on_error="skip"
+        )
+    assert skipped["bad_shard"] >= 1 and len(set(keys)) == len(keys)
+    with pytest.raises(DataError, match=reason):
+        run_epochs(source, "train", 0, 1, 3, train=False, epochs=1, workers=0)
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [[0, 10], [0, 20, 10, 30, 40, 50, 60], [0, 1.5, 2, 3, 4, 5, 6], "0,1", [-1, *range(1, 7)]],
+)
+def test_malformed_offsets_in_the_index_fail_at_set_up(tmp_path, offsets):
+    folder, _ = offset_shards(tmp_path)
+    index = json.loads((folder / "index.json").read_text())
+    index["shards"][0]["offsets"] = offsets
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match=r"index\.json: shard 'o-000000\.tar': 'offsets' must be 7"):
+        ShardSource(train_shards=str(folder))
 
 
 def test_missing_shard_is_skipped_or_raised(tmp_path):

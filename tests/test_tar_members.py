@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from audioseq.data.shards.tar_members import BLOCK, TarError, members
+from audioseq.data.shards.tar_members import BLOCK, TarError, members, members_in
 
 NAMES = [
     "a/short.wav",
@@ -17,6 +17,13 @@ NAMES = [
 
 
 def archive(format: int, mtime: float = 1_700_000_000) -> tuple[bytes, dict[str, bytes]]:
+    """The archive (end-of-archive blocks included) and the contents of its files."""
+    data, contents, _ = archive_and_end(format, mtime)
+    return data, contents
+
+
+def archive_and_end(format: int, mtime: float) -> tuple[bytes, dict[str, bytes], int]:
+    """``archive``, and where its last member ends (its end-of-archive blocks begin)."""
     contents = {name: (name * 7).encode("utf-8")[: 300 + 211 * i] for i, name in enumerate(NAMES)}
     contents["d/empty.txt"] = b""
     buffer = io.BytesIO()
@@ -28,7 +35,8 @@ def archive(format: int, mtime: float = 1_700_000_000) -> tuple[bytes, dict[str,
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), mtime
             tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue(), contents
+        end = tar.offset
+    return buffer.getvalue(), contents, end
 
 
 @pytest.mark.parametrize(
@@ -73,3 +81,28 @@ def test_a_corrupt_header_raises():
         list(members(io.BytesIO(bytes(corrupt)), lambda n: True))
     with pytest.raises(TarError):
         list(members(io.BytesIO(b"this is not a tar file" * 40), lambda n: True))
+
+
+@pytest.mark.parametrize(
+    ("format", "mtime"),
+    [(tarfile.GNU_FORMAT, 1_700_000_000), (tarfile.PAX_FORMAT, 1_700_000_000.25)],
+)
+def test_a_byte_range_of_whole_members_reads_as_the_stream_does(format, mtime):
+    """What the loader reads a sample by: every member of a range, from memory."""
+    data, contents, end = archive_and_end(format, mtime)
+    got = {name: bytes(view) for name, view in members_in(memoryview(data)[:end])}
+    assert got == contents
+
+
+@pytest.mark.parametrize("cut", [-512, -1, 100])
+def test_a_range_that_does_not_end_where_a_member_ends_raises(cut):
+    """Ranges from an index that does not fit the shard: cut inside a member, past the
+    last one (into the end-of-archive blocks), or inside the first header."""
+    data, _, end = archive_and_end(tarfile.PAX_FORMAT, 1_700_000_000.25)
+    span = data[: end + cut] if cut < 0 else data[:cut]
+    with pytest.raises(TarError):
+        list(members_in(span))
+    with pytest.raises(TarError, match="ends inside a member"):
+        list(members_in(data[: end + BLOCK]))  # an end-of-archive block
+    with pytest.raises(TarError, match="invalid header"):
+        list(members_in(b"this is not a tar file" * 40))

@@ -4,8 +4,9 @@ Python's ``tarfile`` (which webdataset's reader uses) builds a TarInfo object pe
 through several layers of Python; for shards of small audio clips that took more time
 than decoding the audio (docs/PERFORMANCE.md). This reads what shards hold: ustar
 headers, pax extended headers (``path``/``size``, as Python's own tar writer emits for long
-or non-ASCII names and fractional times) and GNU long names, and checks every header's
-checksum, so a corrupt or cut shard still fails with a reason.
+or non-ASCII names and fractional times) and GNU long names. A stream's headers are
+checksummed, so a corrupt or cut shard still fails with a reason; a sample read whole by
+the byte range its shard's index gives is checked against that range instead.
 """
 
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ BLOCK = 512
 _REGULAR = (b"0", b"\0", b"7")  # file, old-style file, contiguous file
 _PAX = (b"x", b"g")
 _GNU_LONG_NAME, _GNU_LONG_LINK = b"L", b"K"
+_ZEROS = bytes(BLOCK)  # an end-of-archive block
 
 
 class TarError(Exception):
@@ -59,6 +61,32 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return records
 
 
+def _fields(header: bytes, pending: dict[str, str]) -> tuple[bytes, int, str | None]:
+    """A header's type, size and member name; the name is None for a pax or GNU long-name
+    header, whose data (given to ``_describe``) describes the member after it."""
+    kind, size = header[156:157], _number(header[124:136])
+    if kind in _PAX or kind in (_GNU_LONG_NAME, _GNU_LONG_LINK):
+        return kind, size, None
+    name = pending.pop("path", None)
+    if name is None:
+        name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        if header[345] and header[257:262] == b"ustar":  # a ustar prefix: the name's head
+            prefix = header[345:500].split(b"\0", 1)[0]
+            name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+    if "size" in pending:
+        size = int(pending.pop("size"))
+    pending.clear()
+    return kind, size, name
+
+
+def _describe(kind: bytes, data: bytes, pending: dict[str, str]) -> None:
+    """Take in what a pax or GNU long-name header says about the next member."""
+    if kind == b"x":
+        pending.update(_pax_records(data))
+    elif kind == _GNU_LONG_NAME:
+        pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
 def members(stream: BinaryIO, select: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
     """``(name, contents)`` of each regular file that ``select(name)`` accepts, in order;
     the contents of the others are skipped unread. Ends at the end-of-archive block or
@@ -66,30 +94,16 @@ def members(stream: BinaryIO, select: Callable[[str], bool]) -> Iterator[tuple[s
     pending: dict[str, str] = {}
     while True:
         header = stream.read(BLOCK)
-        if not header or header == bytes(BLOCK):
+        if not header or header == _ZEROS:
             return
         if len(header) < BLOCK:
             raise TarError("unexpected end of data")
         _check(header)
-        kind, size = header[156:157], _number(header[124:136])
+        kind, size, name = _fields(header, pending)
         padded = size + (-size % BLOCK)
-        if kind in _PAX or kind in (_GNU_LONG_NAME, _GNU_LONG_LINK):
-            data = _read_exactly(stream, padded)[:size]
-            if kind == b"x":
-                pending.update(_pax_records(data))
-            elif kind == _GNU_LONG_NAME:
-                pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            continue
-        name = pending.pop("path", None)
         if name is None:
-            name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            prefix = header[345:500].split(b"\0", 1)[0]
-            if header[257:262] == b"ustar" and prefix:
-                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
-        if "size" in pending:
-            size = int(pending.pop("size"))
-            padded = size + (-size % BLOCK)
-        pending.clear()
+            _describe(kind, _read_exactly(stream, padded)[:size], pending)
+            continue
         # Skipped members are read too (not seeked over), so a cut shard fails here as it
         # would over HTTP.
         wanted = kind in _REGULAR and select(name)
@@ -97,3 +111,27 @@ def members(stream: BinaryIO, select: Callable[[str], bool]) -> Iterator[tuple[s
         _read_exactly(stream, padded - size)
         if wanted:
             yield name, data
+
+
+def members_in(span: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
+    """``(name, contents)`` of each regular file in ``span``: whole members (headers,
+    data, padding) read in one piece, e.g. one sample of a shard whose index gives its
+    byte range. The contents are views into ``span``, not copies. Headers are not
+    checksummed (the range already pins where each member must end: a member that does
+    not end exactly at the span's end raises TarError, as does an unparsable field)."""
+    view, position, pending = memoryview(span), 0, {}
+    while position < len(span):
+        header = bytes(view[position : position + BLOCK])
+        if len(header) < BLOCK or header == _ZEROS:
+            raise TarError("the sample's byte range ends inside a member")
+        kind, size, name = _fields(header, pending)
+        start = position + BLOCK
+        position = start + size + (-size % BLOCK)
+        if position > len(span):
+            raise TarError("a member runs past the sample's byte range")
+        if name is None:
+            _describe(kind, bytes(view[start : start + size]), pending)
+        elif kind in _REGULAR:
+            yield name, view[start : start + size]
+    if pending:
+        raise TarError("the sample's byte range ends after a pax or long-name header")

@@ -82,6 +82,7 @@ class _Shard:
     count: int = 0
     seconds: float = 0.0
     labels: Counter = field(default_factory=Counter)
+    offsets: list[int] = field(default_factory=lambda: [0])
 
     def add(self, key: str, audio: torch.Tensor, entry: Entry, flac: bool) -> None:
         seconds = audio.shape[0] / SAMPLE_RATE
@@ -99,6 +100,7 @@ class _Shard:
         )
         self.count, self.seconds = self.count + 1, self.seconds + seconds
         self.labels.update(sample_labels(meta))
+        self.offsets.append(self.writer.tarstream.offset)  # where the next sample starts
 
     def close(self) -> dict:
         self.writer.close()
@@ -109,7 +111,23 @@ class _Shard:
             "count": self.count,
             "seconds": round(self.seconds, 6),
             "labels": dict(sorted(self.labels.items())),
+            "offsets": self.offsets,
         }
+
+
+def index_text(index: dict) -> str:
+    """``index.json``'s text: one line per key, and per shard (its offsets, one number per
+    sample, would otherwise take a line each)."""
+    lines = [
+        f" {json.dumps(key)}: "
+        + (
+            "[\n" + ",\n".join(f"  {json.dumps(shard)}" for shard in value) + "\n ]"
+            if key == "shards"
+            else json.dumps(value)
+        )
+        for key, value in index.items()
+    ]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def write_shards(
@@ -179,6 +197,6 @@ def write_shards(
         "shards": shards,
     }
     partial = out_dir / f"{INDEX_NAME}.partial"
-    partial.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    partial.write_text(index_text(index), encoding="utf-8")
     os.replace(partial, out_dir / INDEX_NAME)
     return index

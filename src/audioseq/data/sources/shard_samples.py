@@ -99,7 +99,7 @@ def sidecar(sample: dict, url: str, key: str) -> dict:
     if "json" not in sample:
         raise DataError(f"{url}:{key}: no .json sidecar (no label)", "no_label")
     try:
-        meta = json.loads(sample["json"])
+        meta = json.loads(bytes(sample["json"]))  # a view, from a shard read by byte range
     except ValueError as e:
         raise DataError(f"{url}:{key}.json: malformed JSON ({e})", "corrupt") from None
     if not isinstance(meta, dict):

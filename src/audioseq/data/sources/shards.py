@@ -27,13 +27,11 @@ Bad data follows ``on_error``: each bad sample (or each sample a truncated shard
 raises a DataError naming the shard and member, or becomes a counted Skipped marker.
 """
 
-import ctypes
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
 from itertools import islice
 
 import numpy as np
@@ -41,6 +39,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 
+from audioseq.allocator import trim_heap
 from audioseq.config_schema import check_all
 from audioseq.data.batching import Batch, collate
 from audioseq.data.example import Example
@@ -76,6 +75,7 @@ class ShardBatches(IterableDataset):
     ) -> None:
         self.urls = [s.url for s in shards]
         self.counts = [s.count for s in shards]
+        self.offsets = [s.offsets for s in shards]
         self.total = sum(self.counts)
         self.spec, self.reader = spec, reader
         self.shuffle_buffer, self.bucket_batches = shuffle_buffer, bucket_batches
@@ -120,13 +120,13 @@ class ShardBatches(IterableDataset):
         for n, group in enumerate(islice(self._groups(items, rng), done, None), 1):
             yield collate(group, pad_to=self.samples.pipeline.clip_samples)
             if n % TRIM_EVERY_BATCHES == 0:
-                release_free_memory()
+                trim_heap()
 
     def _raw(self, parts: list[tuple[int, int, int]]) -> Iterator[dict | Skipped]:
         """Raw samples of this worker's ranges, one per slot (lost ones as Skipped)."""
         for shard, first, end in parts:
             url = self.urls[shard]
-            for member, sample in self.reader.samples(url, first, end):
+            for member, sample in self.reader.samples(url, first, end, self.offsets[shard]):
                 if isinstance(sample, DataError):
                     yield self.samples.policy(sample, url, url)
                 else:
@@ -156,30 +156,8 @@ class ShardBatches(IterableDataset):
         yield from groups
 
 
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:  # the symbols already loaded into this process, libc among them
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows)
-        return None
-
-
-#: Batches between two heap trims. Trimming after every batch made the next batch fault
-#: all its pages in afresh: the shard loader ran at 0.65x the per-file loader in one
-#: process, against 1.0x trimming every 16 (docs/PERFORMANCE.md), with the same flat RSS.
+#: Batches between two looks at the heap's free memory (``trim_heap``).
 TRIM_EVERY_BATCHES = 16
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc only; elsewhere a no-op).
-
-    The shuffle buffer keeps ~32 KB raw samples alive for random spans among short-lived
-    decode buffers, which fragments glibc's heap: a worker's RSS crept up by ~160 MB
-    (shuffle_buffer=1000) before it levelled off untrimmed.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 @dataclass
