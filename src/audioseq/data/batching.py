@@ -75,11 +75,15 @@ def collate(items: list[Example | Skipped | None], pad_to: int | None = None) ->
     longest = int(lengths.max()) if examples else 0
     width = longest if pad_to is None else max(pad_to, longest)
     audio = batch_buffer(len(examples), width)
-    for row, ex in enumerate(examples):
-        length = ex.audio.shape[0]
-        audio[row, :length] = ex.audio
-        if length < width:  # an empty slice's assignment still costs microseconds a row
-            audio[row, length:] = 0.0
+    if examples and int(lengths.min()) == width:  # clips cropped to one length: one call
+        torch.stack([ex.audio for ex in examples], out=audio)
+    else:  # row by row through numpy: a third of torch's indexing cost per row
+        rows = audio.numpy()
+        for row, ex in enumerate(examples):
+            length = ex.audio.shape[0]
+            rows[row, :length] = ex.audio.numpy()
+            if length < width:  # an empty slice's assignment still costs a microsecond
+                rows[row, length:] = 0.0
     labels = torch.tensor(
         [-1 if ex.label is None else ex.label for ex in examples], dtype=torch.int64
     )

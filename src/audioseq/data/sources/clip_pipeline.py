@@ -40,10 +40,12 @@ class ClipPipeline:
         """Augmented and cropped at random in training, from the clip's own generator
         (seeded from the seed, ``epoch`` and ``clip``, so no worker or resume changes it);
         cropped around the centre in evaluation."""
-        train = self.spec.train
-        generator = clip_generator(self.spec.seed, epoch, *clip) if train else None
+        train, generator = self.spec.train, None
         if train and self.spec.augment is not None:
+            generator = clip_generator(self.spec.seed, epoch, *clip)
             audio = self.spec.augment(audio, generator)
-        if self.clip_samples is not None:
+        if self.clip_samples is not None and audio.shape[0] > self.clip_samples:
+            if train and generator is None:  # made only when drawn from: 5 µs a clip
+                generator = clip_generator(self.spec.seed, epoch, *clip)
             audio = crop(audio, self.clip_samples, random=train, generator=generator)
         return audio

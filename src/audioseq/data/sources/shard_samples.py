@@ -99,7 +99,9 @@ def sidecar(sample: dict, url: str, key: str) -> dict:
     if "json" not in sample:
         raise DataError(f"{url}:{key}: no .json sidecar (no label)", "no_label")
     try:
-        meta = json.loads(bytes(sample["json"]))  # a view, from a shard read by byte range
+        # Decoded here (a view, from a shard read by byte range): json.loads would first
+        # guess the encoding of bytes.
+        meta = json.loads(str(sample["json"], "utf-8"))
     except ValueError as e:
         raise DataError(f"{url}:{key}.json: malformed JSON ({e})", "corrupt") from None
     if not isinstance(meta, dict):

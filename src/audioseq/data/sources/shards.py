@@ -130,7 +130,8 @@ class ShardBatches(IterableDataset):
                 if isinstance(sample, DataError):
                     yield self.samples.policy(sample, url, url)
                 else:
-                    yield {**sample, "__clip__": (shard, member)}
+                    sample["__clip__"] = (shard, member)
+                    yield sample
 
     def _groups(self, items: Iterable[Item], rng: random.Random) -> Iterator[list[Item]]:
         """Batches of ``batch_size`` slots (only the last may be short, so a worker yields
