@@ -305,7 +305,7 @@ def by_range(
     """``ShardReader.samples`` for a local shard whose index gives each sample's byte
     range: one ``pread`` a sample, its members views of that one buffer.
 
-    Per sample that is a quarter of the streaming reader's CPU time (docs/PERFORMANCE.md),
+    Per sample that is about half the streaming reader's CPU time (docs/PERFORMANCE.md),
     and a bad sample costs only itself: the next one's range does not depend on it. A shard
     shorter than its index says loses the samples from where it ends.
     """
