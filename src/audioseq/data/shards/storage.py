@@ -311,7 +311,7 @@ def by_range(
     """
     try:
         file = local_path(url).open("rb", buffering=0)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):  # as ``open_binary`` finds them
         missing = DataError(f"{url}: not found", "missing")
         yield from ((i, missing) for i in range(start, stop))
         return
