@@ -383,10 +383,11 @@ def test_malformed_offsets_in_the_index_fail_at_set_up(tmp_path, offsets):
         ShardSource(train_shards=str(folder))
 
 
-def test_missing_shard_is_skipped_or_raised(tmp_path):
+@pytest.mark.parametrize("by_range", [False, True])
+def test_missing_shard_is_skipped_or_raised(tmp_path, by_range):
     folder = tmp_path / "m"
-    write_tar(folder, "m-000000.tar", [good_sample(i) for i in range(3)])
-    write_tar(folder, "m-000001.tar", [good_sample(i) for i in range(3, 5)])
+    write_tar(folder, "m-000000.tar", [good_sample(i) for i in range(3)], by_range)
+    write_tar(folder, "m-000001.tar", [good_sample(i) for i in range(3, 5)], by_range)
     (folder / "m-000001.tar").unlink()
     source = ShardSource(train_shards=str(folder))
     with pytest.raises(DataError, match=r"m-000001\.tar: not found"):
