@@ -9,7 +9,9 @@ Tar members are parsed by ``audioseq.data.shards.tar_members`` (several times fa
 here: reading only the samples
 ``start <= index < stop`` of a shard (members before ``start`` are skipped unread, and the
 read stops at ``stop``), resuming after a lost connection, and telling the caller which
-samples a truncated or corrupt shard lost, so epoch lengths stay exact.
+samples a truncated or corrupt shard lost, so epoch lengths stay exact. A local shard
+whose index gives each sample's byte offset is not streamed: each sample is read in one
+piece (``by_range``).
 """
 
 import http.client
