@@ -35,6 +35,8 @@ from webdataset.tariterators import base_plus_ext
 from audioseq.data.shards.tar_members import TarError, members, members_in
 from audioseq.errors import ConfigError, DataError
 
+#: Whether local shards can be read by byte range (``os.pread``: not on Windows).
+_PREAD = hasattr(os, "pread")
 #: Exceptions that mean "the storage went away", not "the data is bad": retried.
 NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
@@ -251,7 +253,7 @@ class ShardReader:
         connection resumes at the next sample (``retries`` times); storage that stays
         unreachable raises StorageError.
         """
-        if offsets is not None and not scheme(url) and url.endswith(".tar"):
+        if offsets is not None and not scheme(url) and url.endswith(".tar") and _PREAD:
             yield from by_range(url, start, len(offsets) - 1 if stop is None else stop, offsets)
             return
         end = sys.maxsize if stop is None else stop
