@@ -1,6 +1,7 @@
 """What a batch costs only to cross from a loader worker to the main process (CPU ms/batch).
 
     python scripts/bench_worker_ipc.py [--mode batch|file_system|numpy|audio|slots] [--batches 400]
+        [--touch]
 
 The dataset does no work but fill a [batch, samples] float32 batch allocated in shared
 memory (as audioseq's collate does in a worker), so what is measured is the boundary
@@ -10,7 +11,9 @@ sends), ``file_system`` the same under torch's file_system sharing strategy, ``n
 the small tensors as numpy arrays, ``audio`` the audio tensor alone, ``slots`` no audio
 at all: each worker fills one of a few shared buffers made before the workers started and
 sends its index (the lower bound of a design that recycles batch buffers; the main process
-here never copies nor frees them). Prints one JSON line.
+here never copies nor frees them). ``--touch``: the main process reads every batch's audio
+(a sum), as a training step does, so its time includes faulting the shared pages in and
+unmapping them when the batch is dropped. Prints one JSON line.
 """
 
 import argparse
@@ -78,6 +81,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=16000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--touch", action="store_true", help="read each batch's audio in main")
     args = parser.parse_args()
     if args.mode == "file_system":
         torch.multiprocessing.set_sharing_strategy("file_system")
@@ -88,11 +92,18 @@ def main() -> None:
     batches = iter(loader)
     workers = [w.pid for w in batches._workers]
     main0, workers0, wall0 = time.process_time(), sum(map(cpu_seconds, workers)), time.time()
-    count = sum(1 for _ in batches)
+    count = 0
+    for batch in batches:
+        count += 1
+        if args.touch:
+            worker, slot = batch["slot"].tolist() if "slot" in batch else (None, None)
+            audio = batch["audio"] if worker is None else dataset.slots[worker, slot]
+            float(audio.sum())
     main_ms = 1000 * (time.process_time() - main0) / count
     workers_ms = 1000 * (sum(map(cpu_seconds, workers)) - workers0) / count
     print(json.dumps({
         "mode": args.mode,
+        "touch": args.touch,
         "main_ms_per_batch": round(main_ms, 2),
         "workers_ms_per_batch": round(workers_ms, 2),
         "wall_ms_per_batch": round(1000 * (time.time() - wall0) / count, 2),
