@@ -122,8 +122,10 @@ def members_in(span: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
     view, position, pending = memoryview(span), 0, {}
     while position < len(span):
         header = bytes(view[position : position + BLOCK])
-        if len(header) < BLOCK or header == _ZEROS:
+        if len(header) < BLOCK:
             raise TarError("the sample's byte range ends inside a member")
+        if header == _ZEROS:
+            raise TarError("an end-of-archive block inside the sample's byte range")
         kind, size, name = _fields(header, pending)
         start = position + BLOCK
         position = start + size + (-size % BLOCK)
