@@ -5,7 +5,9 @@ import io
 import tarfile
 
 import pytest
+from webdataset.tariterators import base_plus_ext
 
+from audioseq.data.shards.storage import key_and_extension
 from audioseq.data.shards.tar_members import BLOCK, TarError, members, members_in
 
 NAMES = [
@@ -106,3 +108,12 @@ def test_a_range_that_does_not_end_where_a_member_ends_raises(cut):
         list(members_in(data[: end + BLOCK]))
     with pytest.raises(TarError, match="invalid header"):
         list(members_in(b"this is not a tar file" * 40))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["k.wav", "d/k.seg.wav", "d.x/k.json", "a/b/.h.wav", ".h.wav", "a/.b", "noext", "a.b/c", "k."],
+)
+def test_member_names_split_as_webdataset_splits_them(name):
+    """Samples group by the same keys on both read paths as in webdataset."""
+    assert key_and_extension(name) == base_plus_ext(name)
