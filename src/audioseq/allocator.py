@@ -40,17 +40,13 @@ def reuse_freed_memory() -> bool:
     environment chooses the allocator or its settings."""
     if not sys.platform.startswith("linux") or any(os.environ.get(k) for k in _USER_CHOICES):
         return False
-    libc = ctypes.CDLL(None)
-    try:
-        mallopt = libc.mallopt
-        gnu = libc.gnu_get_libc_version  # glibc's own: musl has a stub mallopt
-    except AttributeError:
+    libc = _glibc()
+    if libc is None:
         return False
-    gnu.restype = ctypes.c_char_p
-    done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    done = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
-    log.debug("glibc %s malloc thresholds fixed: %s", gnu().decode(), done)
+    log.debug("glibc %s malloc thresholds fixed: %s", libc.gnu_get_libc_version().decode(), done)
     return done
 
 
@@ -68,9 +64,15 @@ class _MallInfo2(ctypes.Structure):
 
 @cache
 def _glibc() -> ctypes.CDLL | None:
-    libc = ctypes.CDLL(None)  # the symbols already loaded into this process, libc among them
+    """This process's C library if it is glibc (whose ``gnu_get_libc_version`` musl lacks,
+    though it has stub ``mallopt``/``malloc_trim``), else None."""
+    try:  # the symbols already loaded into this process, libc among them
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):  # Windows has no such handle
+        return None
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "malloc_trim"):
-        return None  # not glibc (macOS, musl)
+        return None  # macOS, musl
+    libc.gnu_get_libc_version.restype = ctypes.c_char_p
     if hasattr(libc, "mallinfo2"):
         libc.mallinfo2.restype = _MallInfo2
     return libc

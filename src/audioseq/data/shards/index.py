@@ -61,9 +61,11 @@ def _offsets(record: dict, count: int, where: str) -> np.ndarray | None:
     problem = (
         f"{where}: shard {record['url']!r}: 'offsets' must be {count + 1} increasing byte offsets"
     )
-    if not isinstance(offsets, list) or len(offsets) != count + 1:
-        raise DataError(problem)
-    if not all(type(o) is int for o in offsets):
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != count + 1
+        or not all(type(o) is int for o in offsets)
+    ):
         raise DataError(problem)
     array = np.asarray(offsets, dtype=np.int64)
     if array[0] < 0 or (count and not (np.diff(array) > 0).all()):
