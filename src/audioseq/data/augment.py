@@ -175,6 +175,11 @@ class WaveformAugment:
     def enabled(self) -> bool:
         return bool(self.shift or self.gain_db or self.noise_prob or self.speed)
 
+    @property
+    def max_stretch(self) -> float:
+        """How many times longer augmentation can make a clip (a speed below 1)."""
+        return max([1.0] + [1 / s for s in self.speed])
+
     def __call__(
         self, audio: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:

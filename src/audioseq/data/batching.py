@@ -8,8 +8,9 @@ from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler, get_worker_info
+from torch.utils.data import Sampler
 
+from audioseq.data.batch_slots import SlotRef, batch_buffer
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import PAD
 from audioseq.data.partition import per_rank, rank_indices
@@ -35,25 +36,16 @@ def crop(
 class Batch(TypedDict):
     """``audio`` [B, T] float32, ``lengths`` [B] int64 valid samples, ``label`` [B] int64;
     ``key`` names each clip, ``skipped`` counts samples dropped from this batch by reason.
-    Frame-labelled recordings add ``frame_labels`` [B, N] int64 (10 ms steps, -1 padded)."""
+    Frame-labelled recordings add ``frame_labels`` [B, N] int64 (10 ms steps, -1 padded).
+    Between a loader worker and its loader, ``audio`` may be a reference to the worker's
+    buffer instead (:mod:`audioseq.data.batch_slots`); a loader's batches hold tensors."""
 
-    audio: torch.Tensor
+    audio: torch.Tensor | SlotRef
     lengths: torch.Tensor
     label: torch.Tensor
     key: list[str]
     skipped: dict[str, int]
     frame_labels: NotRequired[torch.Tensor]
-
-
-def batch_buffer(rows: int, width: int) -> torch.Tensor:
-    """An uninitialised [rows, width] float32 batch. In a loader worker it is allocated in
-    shared memory, as torch's default_collate does: the batch then reaches the main
-    process without being copied into shared memory on its way (a copy and a page fault
-    per 4 KiB of audio, which made two workers cost twice the CPU of none per clip)."""
-    if get_worker_info() is None:
-        return torch.empty(rows, width, dtype=torch.float32)
-    storage = torch.empty(0, dtype=torch.float32)._typed_storage()._new_shared(rows * width)
-    return torch.empty(0, dtype=torch.float32).new(storage).view(rows, width)
 
 
 def as_is(item: Any) -> Any:
@@ -74,7 +66,7 @@ def collate(items: list[Example | Skipped | None], pad_to: int | None = None) ->
     lengths = torch.tensor([ex.audio.shape[0] for ex in examples], dtype=torch.int64)
     longest = int(lengths.max()) if examples else 0
     width = longest if pad_to is None else max(pad_to, longest)
-    audio = batch_buffer(len(examples), width)
+    audio, sent = batch_buffer(len(examples), width)
     if examples and int(lengths.min()) == width:  # clips cropped to one length: one call
         torch.stack([ex.audio for ex in examples], out=audio)
     else:  # row by row through numpy: a third of torch's indexing cost per row
@@ -88,7 +80,7 @@ def collate(items: list[Example | Skipped | None], pad_to: int | None = None) ->
         [-1 if ex.label is None else ex.label for ex in examples], dtype=torch.int64
     )
     batch = Batch(
-        audio=audio,
+        audio=sent,
         lengths=lengths,
         label=labels,
         key=[ex.key for ex in examples],

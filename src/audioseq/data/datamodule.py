@@ -13,6 +13,7 @@ from audioseq import SAMPLE_RATE
 from audioseq.callbacks.preemption import loader_worker_init
 from audioseq.config_schema import check_all
 from audioseq.data.augment import WaveformAugment
+from audioseq.data.batch_slots import BatchSlots, SlotLoader
 from audioseq.data.batching import DurationBucketSampler, as_is, collate
 from audioseq.data.cache import CacheBudget
 from audioseq.data.epoch_loader import EpochLoader
@@ -220,6 +221,7 @@ class AudioDataModule(pl.LightningDataModule):
             # uninterrupted one) leaves the training's draws (dropout, SpecAugment) alone.
             generator=torch.Generator().manual_seed(self.hparams.seed),
             worker_init_fn=loader_worker_init,  # workers leave SIGTERM to this process
+            slots=self._slots(dataset, workers),
         )
         if split == "train":
             return self._train_loader(dataset, common)
@@ -227,10 +229,23 @@ class AudioDataModule(pl.LightningDataModule):
             return EpochLoader(dataset, batch_size=None, collate_fn=as_is, **common)
         common["collate_fn"] = self._collate()
         if self.hparams.bucketing:
-            return DataLoader(dataset, batch_sampler=self._batch_sampler(dataset), **common)
+            return SlotLoader(dataset, batch_sampler=self._batch_sampler(dataset), **common)
         rank, world_size = self._rank()  # clips strided over the ranks, in file order
         mine = rank_indices(len(dataset), rank, world_size, drop_last=False)
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=mine, **common)
+        return SlotLoader(dataset, batch_size=self.hparams.batch_size, sampler=mine, **common)
+
+    def _slots(self, dataset: Dataset, workers: int) -> BatchSlots | None:
+        """Reused batch buffers for the loader's workers (:mod:`~audioseq.data.batch_slots`),
+        as wide as the dataset's widest batch where it knows it (its crop, or its longest
+        declared clip): none without workers. A worker has up to ``prefetch_factor`` (2)
+        batches in flight and one more being copied out; an epoch abandoned midway can
+        leave up to ``prefetch_factor`` more claimed until the next one. Beyond that
+        (workers that run out at an epoch's end hand their share of the prefetching to the
+        others), a worker collates into fresh shared memory."""
+        width = dataset.batch_width() if hasattr(dataset, "batch_width") else None
+        if workers == 0 or width is None:
+            return None
+        return BatchSlots(workers, 2 * 2 + 1, self.hparams.batch_size, width)
 
     def _train_loader(self, dataset: Dataset, common: dict[str, Any]) -> EpochLoader:
         """The training loader, at the position a checkpoint gave (the first one made after

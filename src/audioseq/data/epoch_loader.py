@@ -4,12 +4,14 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import IterableDataset
+
+from audioseq.data.batch_slots import SlotLoader
 
 log = logging.getLogger(__name__)
 
 
-class EpochLoader(DataLoader):
+class EpochLoader(SlotLoader):
     """A training loader that knows its epoch and how far into it training got.
 
     Every ``iter()`` starts the next epoch: the loader tells its streaming dataset, or its

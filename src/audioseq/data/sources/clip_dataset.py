@@ -1,8 +1,11 @@
 """Map-style clips from a list of entries: decoded, checked, augmented and cropped on demand."""
 
+import math
+
 import torch
 from torch.utils.data import Dataset
 
+from audioseq import SAMPLE_RATE
 from audioseq.data.audio import read_audio
 from audioseq.data.cache import AudioCache
 from audioseq.data.entries import Entry, within_duration
@@ -43,6 +46,18 @@ class ClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def batch_width(self) -> int | None:
+        """The widest batch's samples, where the set-up knows it: the crop, else the
+        longest declared duration, slowed down as far as augmentation may (plus 10 ms:
+        durations are rounded); None if a clip declares none."""
+        if self.pipeline.clip_samples is not None:
+            return self.pipeline.clip_samples
+        durations = [e.duration for e in self.entries]
+        if not durations or None in durations:
+            return None
+        longest = max(durations) * getattr(self.spec.augment, "max_stretch", 1.0)
+        return math.ceil(longest * SAMPLE_RATE) + SAMPLE_RATE // 100
 
     def durations(self) -> list[float | None]:
         """Declared durations (seconds), for duration bucketing."""

@@ -79,11 +79,11 @@ def dialling_recording(
 
 
 def dialling_batch(
-    rngs: Sequence[np.random.Generator], num_samples: int, sample_rate: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``dialling_recording`` of each stream as the rows of one audio and one label array."""
-    audio = np.empty((len(rngs), num_samples), dtype=np.float32)
-    labels = np.empty((len(rngs), label_steps(num_samples)), dtype=np.int64)
-    for row, label_row, rng in zip(audio, labels, rngs, strict=True):
+    out: np.ndarray, rngs: Sequence[np.random.Generator], sample_rate: int
+) -> np.ndarray:
+    """``dialling_recording`` of each stream written into a row of ``out`` (float32
+    [recordings, samples]); their frame labels as the rows of one array."""
+    labels = np.empty((len(rngs), label_steps(out.shape[1])), dtype=np.int64)
+    for row, label_row, rng in zip(out, labels, rngs, strict=True):
         _render(row, label_row, rng, sample_rate)
-    return audio, labels
+    return labels

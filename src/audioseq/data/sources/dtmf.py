@@ -9,7 +9,7 @@ last frame must have carried the first key across the whole delay.
 
 A clip is a function of its random stream alone. The per-clip generators (``dtmf_clip``,
 ``memory_clip``) and the batch generators (``dtmf_batch``, ``memory_batch``, which write
-each clip straight into its row of the batch array) share one renderer, so a batch row
+each clip straight into its row of a batch array) share one renderer, so a batch row
 equals the clip made on its own, whatever else is in the batch, worker or rank. The
 renderer works in float32. Its noise is what bounds a loader worker's pace, so a clip of
 up to 8 s takes its noise from a fixed Gaussian noise corpus, the way noise augmentation
@@ -215,13 +215,12 @@ def dtmf_clip(
 
 
 def dtmf_batch(
-    rngs: Sequence[np.random.Generator], keys: Sequence[int], num_samples: int, sample_rate: int
-) -> np.ndarray:
-    """``dtmf_clip`` (default settings) of each (stream, key) as the rows of one array."""
-    batch = np.empty((len(keys), num_samples), dtype=np.float32)
-    for row, rng, key in zip(batch, rngs, keys, strict=True):
+    out: np.ndarray, rngs: Sequence[np.random.Generator], keys: Sequence[int], sample_rate: int
+) -> None:
+    """``dtmf_clip`` (default settings) of each (stream, key) written into a row of ``out``
+    (float32 [clips, samples], e.g. a loader's batch buffer)."""
+    for row, rng, key in zip(out, rngs, keys, strict=True):
         _render_dtmf(row, rng, key, sample_rate)
-    return batch
 
 
 #: The memory task's key slot: the labelled press lies inside the first 100 ms.
@@ -297,13 +296,9 @@ def memory_clip(
 
 
 def memory_batch(
-    rngs: Sequence[np.random.Generator],
-    keys: Sequence[int],
-    delay_seconds: float,
-    sample_rate: int,
-) -> np.ndarray:
-    """``memory_clip`` (default settings) of each (stream, key) as the rows of one array."""
-    batch = np.empty((len(keys), memory_samples(delay_seconds, sample_rate)), dtype=np.float32)
-    for row, rng, key in zip(batch, rngs, keys, strict=True):
+    out: np.ndarray, rngs: Sequence[np.random.Generator], keys: Sequence[int], sample_rate: int
+) -> None:
+    """``memory_clip`` (default settings) of each (stream, key) written into a row of
+    ``out`` (float32 [clips, ``memory_samples``])."""
+    for row, rng, key in zip(out, rngs, keys, strict=True):
         _render_memory(row, rng, key, sample_rate)
-    return batch

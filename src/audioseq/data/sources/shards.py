@@ -89,6 +89,11 @@ class ShardBatches(IterableDataset):
         spec = self.spec
         return batches_per_rank(self.total, spec.world_size, spec.batch_size, train=spec.train)
 
+    def batch_width(self) -> int | None:
+        """The widest batch's samples: the crop (None without one: the index holds no
+        durations)."""
+        return self.samples.pipeline.clip_samples
+
     def shard_order(self, epoch: int) -> list[int]:
         """The epoch's shard sequence, the same on every rank: reshuffled in training."""
         if not self.spec.train:

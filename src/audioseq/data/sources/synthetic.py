@@ -8,6 +8,7 @@ from torch.utils.data import IterableDataset
 
 from audioseq import SAMPLE_RATE
 from audioseq.config_schema import check_all
+from audioseq.data.batch_slots import batch_buffer
 from audioseq.data.batching import Batch
 from audioseq.data.example import Example
 from audioseq.data.partition import batches, rank_indices, worker_share
@@ -88,6 +89,10 @@ class SyntheticBatches(IterableDataset):
     def __len__(self) -> int:
         return len(self._epoch_batches())
 
+    def batch_width(self) -> int:
+        """Every batch's samples."""
+        return self.pad_to
+
     def _streams(self, indices: list[int]) -> list[tuple[np.random.Generator, int]]:
         """Each clip's own random stream, after its first draw (the label).
 
@@ -130,22 +135,22 @@ class SyntheticBatches(IterableDataset):
 
     def batch(self, indices: list[int]) -> Batch:
         """What ``collate`` makes of ``example(i) for i in indices``, without the per-clip
-        arrays and copies: each clip is rendered straight into its row."""
+        arrays and copies: each clip is rendered straight into its row of the batch."""
         streams = self._streams(indices)
         rngs, labels = [rng for rng, _ in streams], [label for _, label in streams]
+        audio, sent = batch_buffer(len(indices), self.pad_to)
+        clips = audio.numpy()[:, : self.clip_samples]
         extra = {}
         if self.corpus == "dialling":  # no clip label: a class at every frame instead
-            audio, frames = dialling.dialling_batch(rngs, self.clip_samples, SAMPLE_RATE)
+            frames = dialling.dialling_batch(clips, rngs, SAMPLE_RATE)
             labels, extra["frame_labels"] = [-1] * len(indices), torch.from_numpy(frames)
         elif self.corpus == "memory":
-            audio = dtmf.memory_batch(rngs, labels, self.delay_seconds, SAMPLE_RATE)
+            dtmf.memory_batch(clips, rngs, labels, SAMPLE_RATE)
         else:
-            audio = dtmf.dtmf_batch(rngs, labels, self.clip_samples, SAMPLE_RATE)
-        audio = torch.from_numpy(audio)
-        if self.pad_to > self.clip_samples:  # memory clips under a longer clip_seconds
-            audio = torch.nn.functional.pad(audio, (0, self.pad_to - self.clip_samples))
+            dtmf.dtmf_batch(clips, rngs, labels, SAMPLE_RATE)
+        audio[:, self.clip_samples :] = 0.0  # memory clips under a longer clip_seconds
         return Batch(
-            audio=audio,
+            audio=sent,
             lengths=torch.full((len(indices),), self.clip_samples, dtype=torch.int64),
             label=torch.tensor(labels, dtype=torch.int64),
             key=[self._key(i) for i in indices],
