@@ -5,12 +5,15 @@ and the training process the mapping, first read and unmapping of every page: ab
 11 ms of CPU per 4 MB batch on the development machine, three times what decoding its
 64 clips costs the worker (docs/PERFORMANCE.md). Instead each worker owns a few buffers
 in shared memory, made before the workers start. It collates into a free one and sends
-the buffer's number in place of the audio. The loader copies the audio out in the
-training process and frees the buffer before it hands the batch on, so no view of a
-buffer ever leaves the loader, and a batch kept by a callback is never overwritten.
+the buffer's number in place of the audio. The loader hands the training process the
+buffer itself as the batch's audio tensor, and the buffer is lent until the last view of
+that tensor is dropped: only then may its worker collate into it again, so a batch that
+a callback keeps is never overwritten (its worker uses its other buffers meanwhile).
 """
 
 import multiprocessing
+
+import numpy as np
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,24 +41,35 @@ def shared_empty(count: int) -> torch.Tensor:
     return torch.empty(0, dtype=torch.float32).new(storage)
 
 
+#: ``BatchSlots.claimed`` of a buffer whose batch the training process holds.
+LENT = -1
+
+
 class BatchSlots:
     """``per_worker`` buffers of up to ``rows * width`` float32 samples for each worker.
 
-    A buffer is claimed by its worker for the current generation and freed by the loader
-    once the audio is copied out. Every new loader iterator is a new generation: torch
-    drops the batches still in flight from an abandoned epoch, so their buffers, claimed
-    for an older generation, count as free. A claim, a free and a new generation each
-    happen under one lock, which also orders the buffer's writes and reads across the
-    processes. A worker that finds no free buffer (or a batch larger than one) collates
-    into fresh shared memory as before, so nothing waits on a buffer.
+    A buffer is free (0), claimed by its worker for a loader generation (> 0), or lent
+    to the training process (``LENT``) until the batch's last view is dropped. Every new
+    loader iterator is a new generation: torch drops the batches still in flight from an
+    abandoned epoch, so the buffers claimed for an older generation count as free, while
+    lent ones stay lent. Every change of state happens under one lock, which also orders
+    a buffer's writes and reads across the processes. A worker that finds no free buffer
+    (or a batch larger than one) collates into fresh shared memory, so nothing waits on a
+    buffer.
     """
 
     def __init__(self, workers: int, per_worker: int, rows: int, width: int) -> None:
         self.size = rows * width
-        self.audio = shared_empty(workers * per_worker * self.size).view(workers, per_worker, -1)
-        self.claimed = torch.zeros(workers, per_worker, dtype=torch.int64).share_memory_()
-        self.generation = torch.ones(1, dtype=torch.int64).share_memory_()
-        self.lock = multiprocessing.Lock()
+        # Normal tensors even for a loader made under inference mode (Lightning's
+        # evaluation loops): their states change outside it too.
+        with torch.inference_mode(False):
+            audio = shared_empty(workers * per_worker * self.size)
+            self.audio = audio.view(workers, per_worker, -1)
+            self.claimed = torch.zeros(workers, per_worker, dtype=torch.int64).share_memory_()
+            self.generation = torch.ones(1, dtype=torch.int64).share_memory_()
+        # Reentrant: a lent batch collected by the garbage collector, while this thread
+        # already holds the lock, frees its buffer from inside the held section.
+        self.lock = multiprocessing.RLock()
 
     def claim(self, worker: int, rows: int, width: int) -> tuple[torch.Tensor, SlotRef] | None:
         """A free buffer of ``worker`` shaped [rows, width] and the reference to send in
@@ -64,7 +78,8 @@ class BatchSlots:
             return None
         with self.lock:
             generation = int(self.generation[0])
-            free = (self.claimed[worker] != generation).nonzero()
+            states = self.claimed[worker]
+            free = ((states == 0) | ((states > 0) & (states != generation))).nonzero()
             if len(free) == 0:
                 return None
             slot = int(free[0, 0])
@@ -73,19 +88,40 @@ class BatchSlots:
         return audio, SlotRef(worker, slot, generation, rows, width)
 
     def take(self, ref: SlotRef, pin_memory: bool = False) -> torch.Tensor:
-        """In the training process: the audio ``ref`` points to, copied out (into pinned
-        memory for a GPU), and its buffer freed."""
-        audio = torch.empty(ref.rows, ref.width, pin_memory=pin_memory)
-        audio.view(-1).copy_(self.audio[ref.worker, ref.slot, : ref.rows * ref.width])
+        """In the training process: the audio ``ref`` points to, lent until its last view
+        is dropped; or for a GPU copied into pinned memory, the buffer freed at once."""
+        audio = self.audio[ref.worker, ref.slot, : ref.rows * ref.width]
+        if pin_memory:
+            pinned = torch.empty(ref.rows, ref.width, pin_memory=True)
+            pinned.view(-1).copy_(audio)
+            self.free(ref)
+            return pinned
         with self.lock:
-            if int(self.claimed[ref.worker, ref.slot]) == ref.generation:
-                self.claimed[ref.worker, ref.slot] = 0
-        return audio
+            self.claimed[ref.worker, ref.slot] = LENT
+        lent = audio.numpy().view(_Lent)
+        lent.lease = (self, ref)
+        return torch.from_numpy(lent).view(ref.rows, ref.width)
+
+    def free(self, ref: SlotRef) -> None:
+        with self.lock:
+            self.claimed[ref.worker, ref.slot] = 0
 
     def next_generation(self) -> None:
         """A new loader iterator starts (before torch drops the last one's batches)."""
         with self.lock:
             self.generation += 1
+
+
+class _Lent(np.ndarray):
+    """A lent buffer as numpy sees it: the batch's tensor holds it, and every view of the
+    tensor holds the tensor's memory, so it is collected with the last of them."""
+
+    lease: tuple[BatchSlots, SlotRef] | None = None  # only the array the loader made
+
+    def __del__(self) -> None:
+        if self.lease is not None:
+            slots, ref = self.lease
+            slots.free(ref)
 
 
 _installed: BatchSlots | None = None  # this worker's loader's buffers
@@ -135,6 +171,14 @@ class SlotLoader(DataLoader):
             return super().__iter__()
         self.slots.next_generation()
         return self._received(super().__iter__())
+
+    def close(self) -> None:
+        """Stop the persistent workers now (the next ``iter()`` starts new ones). Left to
+        the garbage collector, they stop in whichever thread it runs in, at times one of
+        the loader's own queue threads, which then fails on pipes closed under it."""
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            iterator._shutdown_workers()  # what its __del__ does
 
     def _received(self, batches: Iterator[Any]) -> Iterator[Any]:
         for batch in batches:

@@ -1,6 +1,7 @@
 """AudioDataModule: one LightningDataModule for every source (synthetic, manifest, ...)."""
 
 import logging
+import weakref
 from functools import partial
 from typing import Any
 
@@ -101,6 +102,7 @@ class AudioDataModule(pl.LightningDataModule):
         self._built: tuple[int, int, bool] | None = None  # (rank, world size, cached)
         self._train_position: dict[str, int] | None = None  # from a checkpoint
         self._said_workers = False
+        self._loaders: weakref.WeakSet[SlotLoader] = weakref.WeakSet()
 
     @property
     def labels(self) -> list[str]:
@@ -155,6 +157,13 @@ class AudioDataModule(pl.LightningDataModule):
             )
             self._datasets[split] = self.source.dataset(split, spec)
         self._built = (rank, world_size, cache)
+
+    def teardown(self, stage: str) -> None:
+        """Stop the loaders' persistent workers when Lightning is done with them (at the
+        end of fit, validate, test): a sweep of trials in one process would otherwise
+        keep every trial's workers alive until the garbage collector finds them."""
+        for loader in list(self._loaders):
+            loader.close()
 
     def state_dict(self) -> dict[str, Any]:
         """Where training stands in its epoch (the fit loop's loader), in checkpoints.
@@ -224,28 +233,40 @@ class AudioDataModule(pl.LightningDataModule):
             slots=self._slots(dataset, workers),
         )
         if split == "train":
-            return self._train_loader(dataset, common)
-        if isinstance(dataset, IterableDataset):  # the dataset batches and shards itself
-            return EpochLoader(dataset, batch_size=None, collate_fn=as_is, **common)
-        common["collate_fn"] = self._collate()
-        if self.hparams.bucketing:
-            return SlotLoader(dataset, batch_sampler=self._batch_sampler(dataset), **common)
-        rank, world_size = self._rank()  # clips strided over the ranks, in file order
-        mine = rank_indices(len(dataset), rank, world_size, drop_last=False)
-        return SlotLoader(dataset, batch_size=self.hparams.batch_size, sampler=mine, **common)
+            loader = self._train_loader(dataset, common)
+        elif isinstance(dataset, IterableDataset):  # the dataset batches and shards itself
+            loader = EpochLoader(dataset, batch_size=None, collate_fn=as_is, **common)
+        elif self.hparams.bucketing:
+            sampler = self._batch_sampler(dataset)
+            loader = SlotLoader(
+                dataset, batch_sampler=sampler, collate_fn=self._collate(), **common
+            )
+        else:  # clips strided over the ranks, in file order
+            rank, world_size = self._rank()
+            mine = rank_indices(len(dataset), rank, world_size, drop_last=False)
+            loader = SlotLoader(
+                dataset,
+                batch_size=self.hparams.batch_size,
+                sampler=mine,
+                collate_fn=self._collate(),
+                **common,
+            )
+        self._loaders.add(loader)
+        return loader
 
     def _slots(self, dataset: Dataset, workers: int) -> BatchSlots | None:
         """Reused batch buffers for the loader's workers (:mod:`~audioseq.data.batch_slots`),
         as wide as the dataset's widest batch where it knows it (its crop, or its longest
         declared clip): none without workers. A worker has up to ``prefetch_factor`` (2)
-        batches in flight and one more being copied out; an epoch abandoned midway can
-        leave up to ``prefetch_factor`` more claimed until the next one. Beyond that
-        (workers that run out at an epoch's end hand their share of the prefetching to the
-        others), a worker collates into fresh shared memory."""
+        batches in flight, the training loop holds two (the step's and the next), and an
+        epoch abandoned midway can leave ``prefetch_factor`` more claimed until the next
+        one. Beyond that (a callback that keeps batches; workers that run out at an epoch's
+        end hand their share of the prefetching to the others), a worker collates into
+        fresh shared memory."""
         width = dataset.batch_width() if hasattr(dataset, "batch_width") else None
         if workers == 0 or width is None:
             return None
-        return BatchSlots(workers, 2 * 2 + 1, self.hparams.batch_size, width)
+        return BatchSlots(workers, 2 + 2 + 2, self.hparams.batch_size, width)
 
     def _train_loader(self, dataset: Dataset, common: dict[str, Any]) -> EpochLoader:
         """The training loader, at the position a checkpoint gave (the first one made after
