@@ -12,12 +12,11 @@ a callback keeps is never overwritten (its worker uses its other buffers meanwhi
 """
 
 import multiprocessing
-
-import numpy as np
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
