@@ -1,7 +1,7 @@
 """What a batch costs only to cross from a loader worker to the main process (CPU ms/batch).
 
-    python scripts/bench_worker_ipc.py [--mode batch|file_system|numpy|audio|slots] [--batches 400]
-        [--touch]
+    python scripts/bench_worker_ipc.py [--mode batch|file_system|numpy|audio|slots|lent]
+        [--batches 400] [--touch]
 
 The dataset does no work but fill a [batch, samples] float32 batch allocated in shared
 memory (as audioseq's collate does in a worker), so what is measured is the boundary
@@ -11,7 +11,9 @@ sends), ``file_system`` the same under torch's file_system sharing strategy, ``n
 the small tensors as numpy arrays, ``audio`` the audio tensor alone, ``slots`` no audio
 at all: each worker fills one of a few shared buffers made before the workers started and
 sends its index (the lower bound of a design that recycles batch buffers; the main process
-here never copies nor frees them). ``--touch``: the main process reads every batch's audio
+here never copies nor frees them), ``lent`` that design as audioseq's loaders have it
+(``audioseq.data.batch_slots``: the buffer lent to the main process as the batch's audio
+and freed with it). ``--touch``: the main process reads every batch's audio
 (a sum), as a training step does, so its time includes faulting the shared pages in and
 unmapping them when the batch is dropped. Prints one JSON line.
 """
@@ -23,7 +25,9 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
+
+from audioseq.data.batch_slots import BatchSlots, SlotLoader, batch_buffer
 
 
 def shared_batch(rows: int, width: int) -> torch.Tensor:
@@ -48,7 +52,11 @@ class Filled(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        if self.slots is not None:  # the audio stays in a buffer the main process has
+        if self.mode == "lent":
+            audio, sent = batch_buffer(self.rows, self.width)
+            audio.fill_(1.0)
+            head = {"audio": sent}
+        elif self.slots is not None:  # the audio stays in a buffer the main process has
             worker, slot = get_worker_info().id, self.filled % SLOTS
             self.filled += 1
             self.slots[worker, slot].fill_(1.0)
@@ -75,7 +83,9 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--mode", choices=["batch", "file_system", "numpy", "audio", "slots"], default="batch"
+        "--mode",
+        choices=["batch", "file_system", "numpy", "audio", "slots", "lent"],
+        default="batch",
     )
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -86,11 +96,15 @@ def main() -> None:
     if args.mode == "file_system":
         torch.multiprocessing.set_sharing_strategy("file_system")
     dataset = Filled(args.mode, args.batches, args.batch_size, args.samples, args.workers)
-    loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, persistent_workers=True)
+    lent = args.mode == "lent"
+    slots = BatchSlots(args.workers, 6, args.batch_size, args.samples) if lent else None
+    loader = SlotLoader(
+        dataset, batch_size=None, num_workers=args.workers, persistent_workers=True, slots=slots
+    )
     for _ in loader:  # start the workers; the second pass is measured
         pass
+    workers = [w.pid for w in loader._iterator._workers]
     batches = iter(loader)
-    workers = [w.pid for w in batches._workers]
     main0, workers0, wall0 = time.process_time(), sum(map(cpu_seconds, workers)), time.time()
     count = 0
     for batch in batches:
