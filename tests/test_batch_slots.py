@@ -190,6 +190,18 @@ def test_a_batch_wider_than_its_buffer_comes_in_fresh_shared_memory():
     assert all(torch.equal(b["audio"], e["audio"]) for b, e in zip(batches, expected, strict=True))
 
 
+def test_pin_memory_without_an_accelerator_leaves_the_batches_in_their_buffers():
+    slots = BatchSlots(workers=2, per_worker=5, rows=2, width=8)
+    loader = SlotLoader(
+        _Clips(), batch_size=2, collate_fn=collate, num_workers=2, pin_memory=True, slots=slots
+    )
+    if torch.accelerator.is_available():
+        pytest.skip("an accelerator pins the batches")
+    with pytest.warns(UserWarning, match="pin_memory"):  # torch's own: nothing to pin to
+        audio = [batch["audio"] for batch in loader]
+    assert not any(a.is_pinned() or a.is_shared() for a in audio)  # lent buffers
+
+
 def test_no_buffers_without_workers_or_a_known_width(tmp_path):
     manifest = _manifest(tmp_path)
     dm = AudioDataModule(source="manifest", train_manifest=manifest, num_workers=0)

@@ -180,9 +180,10 @@ class SlotLoader(DataLoader):
             iterator._shutdown_workers()  # what its __del__ does
 
     def _received(self, batches: Iterator[Any]) -> Iterator[Any]:
+        pin = self.pin_memory and torch.accelerator.is_available()  # as torch's loader pins
         for batch in batches:
             if isinstance(batch, dict) and isinstance(batch.get("audio"), SlotRef):
-                batch["audio"] = self.slots.take(batch["audio"], self.pin_memory)
+                batch["audio"] = self.slots.take(batch["audio"], pin)
             yield batch
 
 
