@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from shard_corpus import LABELS, good_sample, make_shards, shard_keys, tone, wav_bytes, write_tar
 
 from audioseq.data.datamodule import AudioDataModule
@@ -134,6 +135,26 @@ def test_brace_pattern_and_list_and_index_less_folder(tmp_path):
         source = ShardSource(train_shards=spec)
         assert [s.count for s in source._shards["train"]] == [4, 4, 3]
         assert source.labels == sorted(LABELS)
+
+
+def test_an_index_less_shard_is_read_by_the_byte_ranges_its_scan_found(tmp_path):
+    folder = make_shards(tmp_path, 11, 4)
+    options = dict(source="shards", train_shards=str(folder), batch_size=4, clip_seconds=0.2)
+
+    def shards_and_batches() -> tuple[list, list]:
+        dm = AudioDataModule(**options, num_workers=0)
+        batches = [(b["key"], b["audio"]) for b in dm.train_dataloader()]
+        return dm.source._shards["train"], batches
+
+    indexed, expected = shards_and_batches()
+    (folder / "index.json").unlink()
+    scanned, got = shards_and_batches()
+    for index, scan in zip(indexed, scanned, strict=True):
+        # where each sample begins; the last sample runs on to the end of the file
+        assert scan.offsets[:-1].tolist() == index.offsets[:-1].tolist()
+        assert scan.offsets[-1] == Path(scan.url).stat().st_size > index.offsets[-1]
+    assert [keys for keys, _ in got] == [keys for keys, _ in expected]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, expected, strict=True))
 
 
 def test_config_errors(tmp_path):

@@ -48,7 +48,7 @@ def archive_and_end(format: int, mtime: float) -> tuple[bytes, dict[str, bytes],
 def test_every_member_as_tarfile_writes_it(format, mtime):
     """GNU long names; pax records (a fractional mtime gives every member one)."""
     data, contents = archive(format, mtime)
-    assert dict(members(io.BytesIO(data), lambda name: True)) == contents
+    assert dict(members(io.BytesIO(data), lambda name, start: True)) == contents
 
 
 def test_ustar_with_a_prefix_field():
@@ -58,12 +58,14 @@ def test_ustar_with_a_prefix_field():
         info = tarfile.TarInfo(name)
         info.size = 3
         tar.addfile(info, io.BytesIO(b"abc"))
-    assert list(members(io.BytesIO(buffer.getvalue()), lambda n: True)) == [(name, b"abc")]
+    assert list(members(io.BytesIO(buffer.getvalue()), lambda name, start: True)) == [
+        (name, b"abc")
+    ]
 
 
 def test_unselected_members_are_skipped():
     data, contents = archive(tarfile.PAX_FORMAT)
-    got = list(members(io.BytesIO(data), lambda name: name.endswith(".json")))
+    got = list(members(io.BytesIO(data), lambda name, start: name.endswith(".json")))
     assert got == [("c/nön-äscii.json", contents["c/nön-äscii.json"])]
 
 
@@ -72,7 +74,7 @@ def test_a_cut_archive_raises(cut):
     """Cut inside a header or a member's data (not on a block boundary)."""
     data, _ = archive(tarfile.PAX_FORMAT, 1_700_000_000.25)
     with pytest.raises(TarError, match="unexpected end of data"):
-        list(members(io.BytesIO(data[:cut]), lambda n: True))
+        list(members(io.BytesIO(data[:cut]), lambda name, start: True))
 
 
 def test_a_corrupt_header_raises():
@@ -80,9 +82,9 @@ def test_a_corrupt_header_raises():
     corrupt = bytearray(data)
     corrupt[BLOCK + 10] ^= 0xFF  # the second header's name (the first is the directory)
     with pytest.raises(TarError, match="bad checksum"):
-        list(members(io.BytesIO(bytes(corrupt)), lambda n: True))
+        list(members(io.BytesIO(bytes(corrupt)), lambda name, start: True))
     with pytest.raises(TarError):
-        list(members(io.BytesIO(b"this is not a tar file" * 40), lambda n: True))
+        list(members(io.BytesIO(b"this is not a tar file" * 40), lambda name, start: True))
 
 
 @pytest.mark.parametrize(
@@ -96,6 +98,23 @@ def test_a_byte_range_of_whole_members_reads_as_the_stream_does(format, mtime):
     assert got == contents
 
 
+def test_a_range_may_run_on_to_the_end_of_the_archive():
+    """A scanned shard's last sample: its range ends where the file does."""
+    data, contents, end = archive_and_end(tarfile.PAX_FORMAT, 1_700_000_000.25)
+    assert len(data) > end + BLOCK  # the end-of-archive blocks (and the record's padding)
+    assert {name: bytes(view) for name, view in members_in(data)} == contents
+
+
+@pytest.mark.parametrize("format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_each_member_starts_where_tarfile_put_its_headers(format):
+    data, _ = archive(format, 1_700_000_000.25)
+    starts = {}
+    list(members(io.BytesIO(data), lambda name, start: starts.setdefault(name, start) >= 0))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        expected = {m.name: m.offset for m in tar.getmembers() if m.isfile()}
+    assert starts == expected  # long names and pax records included: their headers come first
+
+
 @pytest.mark.parametrize("cut", [-512, -1, 100])
 def test_a_range_that_does_not_end_where_a_member_ends_raises(cut):
     """Ranges from an index that does not fit the shard: cut inside a member, past the
@@ -105,7 +124,7 @@ def test_a_range_that_does_not_end_where_a_member_ends_raises(cut):
     with pytest.raises(TarError):
         list(members_in(span))
     with pytest.raises(TarError, match="end-of-archive block inside"):
-        list(members_in(data[: end + BLOCK]))
+        list(members_in(data[: end + BLOCK] + data[:BLOCK]))
     with pytest.raises(TarError, match="invalid header"):
         list(members_in(b"this is not a tar file" * 40))
 

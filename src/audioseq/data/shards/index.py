@@ -106,12 +106,11 @@ def read_index(url: str, reader: ShardReader) -> tuple[list[ShardInfo], list[str
 
 
 def scan_shard(url: str, reader: ShardReader) -> ShardInfo:
-    """Count a shard's samples (and their labels and durations) by reading it once."""
+    """Count a shard's samples (and their labels and durations), and find where each
+    begins, by reading it once."""
     count, seconds, labels = 0, 0.0, Counter()
-    for _, sample in reader.samples(url):
-        if isinstance(sample, DataError):
-            warnings.warn(f"{sample} (counting the {count} samples before it)", stacklevel=2)
-            break
+    scan = reader.scan(url)
+    for sample in scan:
         count += 1
         try:
             meta = json.loads(sample.get("json", b"{}"))
@@ -121,7 +120,9 @@ def scan_shard(url: str, reader: ShardReader) -> ShardInfo:
             labels.update(sample_labels(meta))
             if isinstance(meta.get("duration"), int | float):
                 seconds += float(meta["duration"])
-    return ShardInfo(url, count, seconds, dict(labels))
+    if scan.error is not None:
+        warnings.warn(f"{scan.error} (counting the {count} samples before it)", stacklevel=2)
+    return ShardInfo(url, count, seconds, dict(labels), scan.offsets)
 
 
 def _is_pattern(item: str) -> bool:

@@ -190,8 +190,10 @@ class _Cursor:
     member: str = ""
     extension: str = ""
     error: BaseException | None = None
+    #: Where each sample's first member begins in the stream, when asked for (a scan).
+    starts: list[int] | None = None
 
-    def select(self, name: str) -> bool:
+    def select(self, name: str, start: int) -> bool:
         """Counts samples as member names change key; True for members in range (whose
         key and extension are then ``key``/``extension``: split once per member)."""
         prefix, self.extension = key_and_extension(name)
@@ -199,6 +201,8 @@ class _Cursor:
             return False
         if prefix != self.key:
             self.key, self.index = prefix, self.index + 1
+            if self.starts is not None:
+                self.starts.append(start)
         self.member = name
         if self.index >= self.stop:
             raise _Done
@@ -297,10 +301,44 @@ class ShardReader:
                         f"({_reason(error)})"
                     )
                 continue  # reopen and skip to ``position``
-            yield from lost(
-                DataError(f"{url}: {cursor.member}: unreadable tar ({_reason(error)})", "bad_shard")
-            )
+            yield from lost(_unreadable(url, cursor))
             return
+
+    def scan(self, url: str) -> "ShardScan":
+        return ShardScan(url, self)
+
+
+def _unreadable(url: str, cursor: _Cursor) -> DataError:
+    return DataError(
+        f"{url}: {cursor.member}: unreadable tar ({_reason(cursor.error)})", "bad_shard"
+    )
+
+
+class ShardScan:
+    """One pass over a whole local shard that no index describes: its samples in order,
+    then ``error`` (why it stopped early, or None) and, for an uncompressed shard read to
+    its end, ``offsets``: where each sample begins and the file's size, as make_shards'
+    index gives them, so the shard is then read by byte range."""
+
+    def __init__(self, url: str, reader: ShardReader) -> None:
+        self.url, self.reader = url, reader
+        self.error: DataError | None = None
+        self.offsets: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[dict]:
+        try:
+            stream = self.reader.open(self.url)
+        except DataError as e:
+            self.error = e
+            return
+        cursor = _Cursor(0, sys.maxsize, starts=[])
+        with stream:
+            yield from _one_pass(stream, self.url, cursor)
+        if cursor.error is not None:
+            self.error = _unreadable(self.url, cursor)
+        elif self.url.endswith(".tar") and cursor.starts:
+            size = local_path(self.url).stat().st_size
+            self.offsets = np.array([*cursor.starts, size], dtype=np.int64)
 
 
 def by_range(

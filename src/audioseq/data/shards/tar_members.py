@@ -87,11 +87,14 @@ def _describe(kind: bytes, data: bytes, pending: dict[str, str]) -> None:
         pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def members(stream: BinaryIO, select: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
-    """``(name, contents)`` of each regular file that ``select(name)`` accepts, in order;
-    the contents of the others are skipped unread. Ends at the end-of-archive block or
-    at the end of the stream on a block boundary; raises TarError for anything else."""
+def members(stream: BinaryIO, select: Callable[[str, int], bool]) -> Iterator[tuple[str, bytes]]:
+    """``(name, contents)`` of each regular file that ``select(name, start)`` accepts, in
+    order (``start``: the stream offset of the member's first header block, pax or GNU
+    long-name headers included); the contents of the others are skipped unread. Ends at
+    the end-of-archive block or at the end of the stream on a block boundary; raises
+    TarError for anything else."""
     pending: dict[str, str] = {}
+    position = start = 0  # where the stream is, and where the member's headers began
     while True:
         header = stream.read(BLOCK)
         if not header or header == _ZEROS:
@@ -101,12 +104,14 @@ def members(stream: BinaryIO, select: Callable[[str], bool]) -> Iterator[tuple[s
         _check(header)
         kind, size, name = _fields(header, pending)
         padded = size + (-size % BLOCK)
+        position += BLOCK + padded
         if name is None:
             _describe(kind, _read_exactly(stream, padded)[:size], pending)
             continue
         # Skipped members are read too (not seeked over), so a cut shard fails here as it
         # would over HTTP.
-        wanted = kind in _REGULAR and select(name)
+        wanted = kind in _REGULAR and select(name, start)
+        start = position
         data = _read_exactly(stream, size)
         _read_exactly(stream, padded - size)
         if wanted:
@@ -118,14 +123,18 @@ def members_in(span: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
     data, padding) read in one piece, e.g. one sample of a shard whose index gives its
     byte range. The contents are views into ``span``, not copies. Headers are not
     checksummed (the range already pins where each member must end: a member that does
-    not end exactly at the span's end raises TarError, as does an unparsable field)."""
+    not end exactly at the span's end raises TarError, as does an unparsable field). The
+    span may end with the archive's end-of-archive blocks: a scanned shard's last sample
+    runs to the end of the file."""
     view, position, pending = memoryview(span), 0, {}
     while position < len(span):
         header = bytes(view[position : position + BLOCK])
         if len(header) < BLOCK:
             raise TarError("the sample's byte range ends inside a member")
-        if header == _ZEROS:
-            raise TarError("an end-of-archive block inside the sample's byte range")
+        if header == _ZEROS:  # the archive's end: only more of it may follow
+            if bytes(view[position:]).strip(b"\0"):
+                raise TarError("an end-of-archive block inside the sample's byte range")
+            break
         kind, size, name = _fields(header, pending)
         start = position + BLOCK
         position = start + size + (-size % BLOCK)
