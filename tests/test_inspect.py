@@ -221,6 +221,19 @@ def test_shard_source_reads_members_and_names_a_bad_shard(tmp_path: Path) -> Non
     assert "val-000000.tar:s0001" in report
 
 
+def test_a_corrupt_sample_of_an_indexed_shard_is_one_unusable_clip(tmp_path: Path) -> None:
+    make_shards(tmp_path, 6, per_shard=6)
+    (entry,) = json.loads((tmp_path / "train" / "index.json").read_text())["shards"]
+    shard, start = tmp_path / "train" / entry["url"], entry["offsets"][2]
+    data = bytearray(shard.read_bytes())
+    data[start + 124 : start + 136] = b"not octal!!\0"  # sample 2's first header: its size
+    shard.write_bytes(bytes(data))
+    inspect("data=shards", "data.train_shards=train", cwd=tmp_path)
+    report = (run_dir(tmp_path) / "report.md").read_text()
+    assert "| train | 5 |" in report  # read by byte range: the samples after it are intact
+    assert "1 unusable clip: bad_shard 1 (train 1)" in report
+
+
 def test_config_and_listing_errors_are_one_line_with_status_2(corpus: Path) -> None:
     missing = inspect("data=manifest", cwd=corpus, returncode=2)
     assert missing.stderr.strip().splitlines() == [

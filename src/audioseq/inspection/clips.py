@@ -139,10 +139,11 @@ def _member_clip(sample: dict, split: str, decode: bool) -> Clip:
 
 
 def _shard_clips(dataset: ShardBatches, split: str, decode: bool) -> Iterator[Clip]:
-    """Every sample of every shard, in order; a shard that cannot be read (or the part
-    of it after a cut) is one unusable clip named by the shard."""
-    for url in dataset.urls:
-        for _, sample in dataset.reader.samples(url):
+    """Every sample of every shard, in order. A local shard whose sample offsets are known
+    is read by byte range, so a bad sample is one unusable clip; a streamed shard that
+    cannot be read (or the part of it after a cut) is one unusable clip named by it."""
+    for url, offsets in zip(dataset.urls, dataset.offsets, strict=True):
+        for _, sample in dataset.reader.samples(url, offsets=offsets):
             if isinstance(sample, DataError):
                 yield Clip(split, url, None, reason=sample.reason, message=str(sample))
             else:
