@@ -263,8 +263,10 @@ class AudioDataModule(pl.LightningDataModule):
         one. Beyond that (a callback that keeps batches; workers that run out at an epoch's
         end hand their share of the prefetching to the others), a worker collates into
         fresh shared memory."""
-        width = dataset.batch_width() if hasattr(dataset, "batch_width") else None
-        if workers == 0 or width is None:
+        if workers == 0 or not hasattr(dataset, "batch_width"):
+            return None
+        width = dataset.batch_width()
+        if width is None:
             return None
         return BatchSlots(workers, 2 + 2 + 2, self.hparams.batch_size, width)
 

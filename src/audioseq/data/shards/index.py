@@ -19,7 +19,15 @@ import numpy as np
 from webdataset.shardlists import expand_urls
 
 from audioseq.data.frame_labels import BACKGROUND
-from audioseq.data.shards.storage import ShardReader, join, local_path, parent, read_bytes, scheme
+from audioseq.data.shards.storage import (
+    ShardReader,
+    ShardScan,
+    join,
+    local_path,
+    parent,
+    read_bytes,
+    scheme,
+)
 from audioseq.errors import ConfigError, DataError
 
 INDEX_NAME = "index.json"
@@ -109,7 +117,7 @@ def scan_shard(url: str, reader: ShardReader) -> ShardInfo:
     """Count a shard's samples (and their labels and durations), and find where each
     begins, by reading it once."""
     count, seconds, labels = 0, 0.0, Counter()
-    scan = reader.scan(url)
+    scan = ShardScan(url, reader)
     for sample in scan:
         count += 1
         try:

@@ -304,9 +304,6 @@ class ShardReader:
             yield from lost(_unreadable(url, cursor))
             return
 
-    def scan(self, url: str) -> "ShardScan":
-        return ShardScan(url, self)
-
 
 def _unreadable(url: str, cursor: _Cursor) -> DataError:
     return DataError(
