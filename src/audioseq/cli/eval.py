@@ -17,6 +17,7 @@ from rich.console import Console
 
 from audioseq.allocator import reuse_freed_memory
 from audioseq.cli.components import build_trainer
+from audioseq.cli.process_group import closed_process_group
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import refuse_renamed_keys, report_errors
 from audioseq.cli.eval_report import ConfusionCollector, per_class, scores_table, write_report
@@ -61,7 +62,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     collector = ConfusionCollector()
     trainer = build_trainer(cfg, extra_callbacks=[collector])
     run = trainer.test if cfg.split == "test" else trainer.validate
-    metrics = scalar_metrics(run(model, datamodule=datamodule)[0])
+    with closed_process_group(trainer.strategy):
+        metrics = scalar_metrics(run(model, datamodule=datamodule)[0])
     if trainer.is_global_zero:
         run_dir = HydraConfig.get().runtime.output_dir
         path = write_metrics(run_dir, metrics)

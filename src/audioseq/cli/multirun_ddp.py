@@ -5,8 +5,8 @@ Lightning starts DDP ranks 1..N-1 by re-running the command line with the parent
 run every job into a multirun folder of its own. Before each job's fit we rewrite
 ``sys.argv`` to that job's own overrides (without ``-m``) and point ``hydra.run.dir`` at the
 job's folder, so the children run exactly this job into the same directory. After the job
-the process group and the environment Lightning set are removed, so the next job of the
-sweep starts its own ranks.
+the environment Lightning set is removed (``closed_process_group`` has closed the group), so
+the next job of the sweep starts its own ranks.
 """
 
 import os
@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import read_write
@@ -62,8 +61,6 @@ def multirun_job(strategy: object) -> Iterator[None]:
         sys.argv = saved_argv
         with read_write(hydra_cfg.run):
             hydra_cfg.run.dir = saved_run_dir
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

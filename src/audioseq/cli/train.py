@@ -28,6 +28,7 @@ from audioseq.cli.errors import refuse_renamed_keys, report_errors
 from audioseq.cli.external_launch import external_launch
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
 from audioseq.cli.multirun_ddp import multirun_job
+from audioseq.cli.process_group import closed_process_group
 from audioseq.cli.quiet import quiet_lightning
 from audioseq.cli.resume import resumable
 from audioseq.config_schema import validate
@@ -101,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     complexity = task_complexity(model)
     log.info("model: %s", complexity)
     trainer = build_trainer(cfg, manual_optimization=not model.automatic_optimization)
-    with multirun_job(trainer.strategy):
+    with multirun_job(trainer.strategy), closed_process_group(trainer.strategy):
         started = time.perf_counter()
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
