@@ -17,11 +17,11 @@ from rich.console import Console
 
 from audioseq.allocator import reuse_freed_memory
 from audioseq.cli.components import build_trainer
-from audioseq.cli.process_group import closed_process_group
 from audioseq.cli.config_dir import config_dir
 from audioseq.cli.errors import refuse_renamed_keys, report_errors
 from audioseq.cli.eval_report import ConfusionCollector, per_class, scores_table, write_report
 from audioseq.cli.metrics_file import scalar_metrics, write_metrics
+from audioseq.cli.process_group import closed_process_group
 from audioseq.cli.quiet import quiet_lightning
 from audioseq.config_schema import validate
 from audioseq.data.datamodule import AudioDataModule
