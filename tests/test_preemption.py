@@ -55,6 +55,16 @@ def signal_after_first_epoch(
     """Wait until epoch 0 has written its checkpoint, send ``signum`` (to every process of
     the job, loader workers too, with ``whole_job``); the stderr of the process, which
     must exit with 75 (a hang fails with every process's stacks)."""
+    stderr = signalled(process, run_dir, signum, whole_job)
+    assert process.returncode == EXIT_PREEMPTED, stderr[-3000:]
+    return stderr
+
+
+def signalled(
+    process: subprocess.Popen, run_dir: Path, signum: int, whole_job: bool = False
+) -> str:
+    """``signum`` sent once epoch 0 has written its checkpoint; the process's stderr once it
+    has exited."""
     first = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while not first.exists():
@@ -81,9 +91,18 @@ def signal_after_first_epoch(
         stacks = _stacks(process.pid)
         process.kill()
         pytest.fail(f"still running 120 s after the signal; stacks:\n{stacks}")
-    stderr = output(run_dir, "stderr").read_text()
-    assert process.returncode == EXIT_PREEMPTED, stderr[-3000:]
-    return stderr
+    return output(run_dir, "stderr").read_text()
+
+
+def test_a_crash_in_native_code_prints_where_every_thread_was(tmp_path):
+    """A segfault (here a real SIGSEGV sent to the process) leaves the Python stacks on
+    stderr, so a rank that dies in torch or gloo says where."""
+    run_dir = tmp_path / "run"
+    process = start(run_dir)
+    stderr = signalled(process, run_dir, signal.SIGSEGV)
+    assert process.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in stderr, stderr[-3000:]
+    assert "Current thread" in stderr and "lightning" in stderr, stderr[-3000:]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])

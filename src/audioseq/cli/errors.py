@@ -1,5 +1,8 @@
-"""Turning user errors into one line on stderr and exit status 2 (no traceback)."""
+"""Turning user errors into one line on stderr and exit status 2 (no traceback); a crash
+in native code (a segfault or an abort in torch, gloo, a codec) into every thread's Python
+stack on stderr, instead of a bare exit status."""
 
+import faulthandler
 import functools
 import sys
 from collections.abc import Callable
@@ -25,6 +28,8 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not faulthandler.is_enabled():  # e.g. a DDP rank that dies of SIGSEGV says where
+            faulthandler.enable(all_threads=True)
         try:
             return main(*args, **kwargs)
         except Exception as exc:
