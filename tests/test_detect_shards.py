@@ -44,6 +44,8 @@ def test_sidecars_keep_the_events_and_the_index_lists_the_background(corpus: Pat
         assert "label" not in meta and meta["events"] == events[Path(meta["source"]).stem]
     index = json.loads((corpus / "shards" / "train" / "index.json").read_text())
     assert "_background_" in index["labels"] and index["shards"][0]["labels"]["_background_"] == 2
+    # Recordings' events live in the sidecars only: no per-sample label table to read instead.
+    assert not any("samples" in shard for shard in index["shards"])
 
 
 def test_shards_give_the_frame_labels_of_the_manifest(corpus: Path) -> None:

@@ -61,6 +61,43 @@ def test_the_index_gives_where_each_sample_starts_and_the_last_ends(tmp_path):
     assert (out / "index.json").read_text().count("\n") < 20  # a line per shard, not per offset
 
 
+@pytest.mark.parametrize("flac", [False, True])
+def test_the_index_gives_each_samples_key_label_duration_and_audio_range(tmp_path, flac):
+    """The sample table the loader reads a labelled clip by: the key, label and duration
+    of each sample's sidecar, and where its audio member's contents lie, as tarfile finds
+    them; WAV and FLAC members alike."""
+    out, suffix = tmp_path / "train", ".flac" if flac else ".wav"
+    manifest = write_corpus(tmp_path / "src", 7, flac_every=3, seconds=lambda i: 0.1 + 0.05 * i)
+    write_shards(input_entries(manifest), out, 4, flac=flac, progress=False)
+    index = json.loads((out / "index.json").read_text())
+    for shard in index["shards"]:
+        table = shard["samples"]
+        with tarfile.open(out / shard["url"]) as tar:
+            found = tar.getmembers()
+            sidecars = [json.load(tar.extractfile(m)) for m in found if m.name.endswith(".json")]
+        audio = [m for m in found if m.name.endswith(suffix)]
+        assert table["keys"] == [m.name.removesuffix(suffix) for m in audio]
+        assert table["audio"] == [[m.offset_data, m.size] for m in audio]
+        assert table["labels"] == [meta["label"] for meta in sidecars]
+        assert table["durations"] == [meta["duration"] for meta in sidecars]
+    assert sum(len(s["samples"]["keys"]) for s in index["shards"]) == 7
+
+
+def test_no_sample_table_for_a_name_too_long_for_its_own_header(tmp_path):
+    """A source stem that makes the member name longer than a tar header holds (a pax
+    header carries it): that shard gets no table, and is read from its sidecars."""
+    manifest = write_corpus(tmp_path / "src", 4)
+    lines = manifest.read_text().splitlines()
+    long = Path(json.loads(lines[0])["audio_filepath"]).with_name("x" * 120 + ".wav")
+    Path(json.loads(lines[0])["audio_filepath"]).rename(long)
+    lines[0] = json.dumps({**json.loads(lines[0]), "audio_filepath": str(long)})
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "train"
+    write_shards(input_entries(manifest), out, 2, shuffle=False, progress=False)
+    index = json.loads((out / "index.json").read_text())
+    assert ["samples" in shard for shard in index["shards"]] == [False, True]
+
+
 def test_audio_is_resampled_to_16k_mono_and_flac_works(tmp_path, sine):
     stereo = sine(440, 0.5, 8000, channels=2)
     path = tmp_path / "in" / "st.wav"

@@ -321,27 +321,79 @@ def offset_shards(tmp_path: Path, n: int = 6) -> tuple[Path, list[int]]:
     return folder, entry["offsets"]
 
 
-def test_reading_by_byte_range_gives_what_streaming_gives(tmp_path):
-    """The index's offsets change how samples are read, not which batches come out:
-    the same keys, labels and audio, shuffled and split over 2 workers, in two epochs."""
-    folder = make_shards(tmp_path, 23, 5)
+def test_the_sample_table_and_byte_ranges_give_what_streaming_gives(tmp_path):
+    """The index's sample table (only the audio read, label and duration from the index)
+    and its offsets (each sample read whole) change how samples are read, not which
+    batches come out: the same keys, labels and audio as streaming the shards, shuffled and
+    split over 2 workers, in two epochs."""
+    folder = make_shards(tmp_path, 23, 5, seconds=lambda i: 0.15 + 0.01 * (i % 7))
     epochs = {}
-    for by_range in (True, False):
+    for mode in ("table", "range", "stream"):
         source = ShardSource(train_shards=str(folder), shuffle_buffer=6)
         for shard in source._shards["train"]:
             assert shard.offsets is not None and len(shard.offsets) == shard.count + 1
-            if not by_range:
-                shard.offsets = None
+            assert shard.samples is not None and len(shard.samples.keys) == shard.count
+            shard.samples = shard.samples if mode == "table" else None
+            shard.offsets = None if mode == "stream" else shard.offsets
         spec = LoaderSpec(batch_size=4, clip_seconds=0.2, train=True, seed=3)
         dataset = source.dataset("train", spec)
         loader = EpochLoader(dataset, batch_size=None, num_workers=2, persistent_workers=True)
-        epochs[by_range] = [[dict(b) for b in loader] for _ in range(2)]
-    for ranged, streamed in zip(epochs[True], epochs[False], strict=True):
-        assert len(ranged) == len(streamed) == 6
-        for a, b in zip(ranged, streamed, strict=True):
-            assert a["key"] == b["key"] and a["label"].tolist() == b["label"].tolist()
-            assert a["audio"].equal(b["audio"])
-    assert [b["key"] for b in epochs[True][0]] != [b["key"] for b in epochs[True][1]]
+        epochs[mode] = [[dict(b) for b in loader] for _ in range(2)]
+    for mode in ("table", "range"):
+        for ours, streamed in zip(epochs[mode], epochs["stream"], strict=True):
+            assert len(ours) == len(streamed) == 6
+            for a, b in zip(ours, streamed, strict=True):
+                assert a["key"] == b["key"] and a["label"].tolist() == b["label"].tolist()
+                assert a["audio"].equal(b["audio"]) and a["lengths"].equal(b["lengths"])
+    assert [b["key"] for b in epochs["table"][0]] != [b["key"] for b in epochs["table"][1]]
+
+
+def test_a_shard_rewritten_after_its_index_gives_bad_samples_not_wrong_labels(tmp_path):
+    """The same clips written again in another order over a shard whose index.json stays:
+    where the table's key is not the audio member's, the sample is refused with a reason;
+    every clip that comes out has its own label."""
+    folder = make_shards(tmp_path, 12, 12, seed=0)
+    again = make_shards(tmp_path, 12, 12, name="again", seed=1)
+    (again / "again-000000.tar").replace(folder / "train-000000.tar")
+    truth = {}
+    for line in (tmp_path / "train_src" / "clips.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        truth[Path(record["audio_filepath"]).stem] = record["label"]
+    source = ShardSource(train_shards=str(folder))
+    with pytest.raises(DataError, match=r"train-000000\.tar: sample \d+: no audio member of "):
+        run_epochs(source, "train", 0, 1, 3, train=False, epochs=1, workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = source.dataset(
+            "train", LoaderSpec(batch_size=3, clip_seconds=None, train=False, on_error="skip")
+        )
+        batches = list(EpochLoader(dataset, batch_size=None, num_workers=0))
+    kept = [
+        (key, int(label)) for b in batches for key, label in zip(b["key"], b["label"], strict=True)
+    ]
+    assert sum(sum(b["skipped"].values()) for b in batches) == 12 - len(kept) > 0
+    for key, label in kept:  # "train-000000.tar/0000003_clip007": the clip's own label
+        assert source.labels[label] == truth[key.split("_", 1)[1]]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.pop("keys"),
+        lambda t: t["labels"].pop(),
+        lambda t: t["audio"].__setitem__(0, [100, 10]),
+        lambda t: t["audio"].__setitem__(0, [600.5, 10]),
+        lambda t: t["durations"].__setitem__(0, "1.0"),
+        lambda t: t["keys"].__setitem__(0, "clé"),
+    ],
+)
+def test_a_malformed_sample_table_fails_at_set_up(tmp_path, change):
+    folder = make_shards(tmp_path, 4, 4)
+    index = json.loads((folder / "index.json").read_text())
+    change(index["shards"][0]["samples"])
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match=r"index\.json: shard 'train-000000\.tar': 'samples' must"):
+        ShardSource(train_shards=str(folder))
 
 
 def test_a_sample_read_by_range_that_is_corrupt_costs_only_itself(tmp_path):

@@ -28,11 +28,14 @@ from audioseq.data.shards.storage import (
     read_bytes,
     scheme,
 )
+from audioseq.data.shards.tar_members import BLOCK
 from audioseq.errors import ConfigError, DataError
 
 INDEX_NAME = "index.json"
 FORMAT = "audioseq-shards/1"
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+#: The audio members a sample may hold: what make_shards writes (it re-encodes the rest).
+AUDIO_MEMBERS = ("wav", "flac")
 
 
 def sample_labels(meta: dict) -> Counter:
@@ -44,6 +47,27 @@ def sample_labels(meta: dict) -> Counter:
         named = [str(e["label"]) for e in events if isinstance(e, dict) and "label" in e]
         return Counter([BACKGROUND, *named])
     return Counter() if meta.get("label") is None else Counter([str(meta["label"])])
+
+
+@dataclass
+class SampleTable:
+    """What the loader needs of each sample of a shard, from the index (make_shards writes
+    it for labelled clips): its key (checked against the audio member's header, so a
+    shard rewritten after its index fails instead of taking another sample's label), where
+    its audio contents lie (``audio``: ``[count, 2]`` start and size in bytes), its label
+    (``codes`` into ``names``) and duration. With it a local shard's sample is one read of
+    its audio and that member's own header, with no other tar parsing and no JSON sidecar.
+    Numpy arrays, shared by forked workers as ``offsets`` are (no per-sample objects)."""
+
+    keys: np.ndarray
+    audio: np.ndarray
+    names: list[str]
+    codes: np.ndarray
+    durations: np.ndarray
+
+    def meta(self, i: int) -> dict:
+        """Sample ``i``'s label and duration, as its JSON sidecar gives them."""
+        return {"label": self.names[self.codes[i]], "duration": float(self.durations[i])}
 
 
 @dataclass
@@ -59,6 +83,7 @@ class ShardInfo:
     seconds: float | None = None
     labels: dict[str, int] = field(default_factory=dict)
     offsets: np.ndarray | None = None
+    samples: SampleTable | None = None
 
 
 def _offsets(record: dict, count: int, where: str) -> np.ndarray | None:
@@ -81,6 +106,46 @@ def _offsets(record: dict, count: int, where: str) -> np.ndarray | None:
     return array
 
 
+def _sample_table(record: dict, count: int, where: str) -> SampleTable | None:
+    """The shard's per-sample table, checked: ``count`` ASCII keys, audio ranges (start
+    >= 512: a member header precedes it; size >= 0), label strings and durations."""
+    table = record.get("samples")
+    if table is None:
+        return None
+    problem = (
+        f"{where}: shard {record['url']!r}: 'samples' must hold {count} 'keys' (ASCII), "
+        "'audio' [start, size] pairs, 'labels' strings and 'durations' numbers"
+    )
+    if not isinstance(table, dict):
+        raise DataError(problem)
+    keys, audio, labels, durations = (
+        table.get(k) for k in ("keys", "audio", "labels", "durations")
+    )
+    if not (
+        all(isinstance(v, list) and len(v) == count for v in (keys, audio, labels, durations))
+        and all(isinstance(key, str) and key.isascii() for key in keys)
+        and all(
+            isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) for p in audio
+        )
+        and all(isinstance(label, str) for label in labels)
+        and all(isinstance(d, int | float) and not isinstance(d, bool) for d in durations)
+    ):
+        raise DataError(problem)
+    ranges = np.asarray(audio, dtype=np.int64).reshape(count, 2)
+    if count and (ranges[:, 0].min() < BLOCK or ranges[:, 1].min() < 0):
+        raise DataError(problem)
+    names = sorted(set(labels))
+    position = {name: i for i, name in enumerate(names)}
+    codes = np.fromiter((position[label] for label in labels), dtype=np.int32, count=count)
+    return SampleTable(
+        np.asarray(keys, dtype=np.bytes_),
+        ranges,
+        names,
+        codes,
+        np.asarray(durations, dtype=np.float32),
+    )
+
+
 def _entry(record: object, folder: str, where: str) -> ShardInfo:
     if not isinstance(record, dict) or not isinstance(record.get("url"), str):
         raise DataError(f"{where}: each shard needs a 'url' string")
@@ -94,6 +159,7 @@ def _entry(record: object, folder: str, where: str) -> ShardInfo:
         seconds=record.get("seconds"),
         labels={str(k): int(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         offsets=_offsets(record, count, where),
+        samples=_sample_table(record, count, where),
     )
 
 

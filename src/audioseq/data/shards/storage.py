@@ -11,7 +11,8 @@ here: reading only the samples
 read stops at ``stop``), resuming after a lost connection, and telling the caller which
 samples a truncated or corrupt shard lost, so epoch lengths stay exact. A local shard
 whose index gives each sample's byte offset is not streamed: each sample is read in one
-piece (``by_range``).
+piece (``by_range``), or only its audio member when the index also gives where that lies
+and the sample's label (``by_audio``).
 """
 
 import http.client
@@ -22,18 +23,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from webdataset.tariterators import base_plus_ext
 
-from audioseq.data.shards.tar_members import TarError, members, members_in
+from audioseq.data.shards.tar_members import BLOCK, TarError, members, members_in, plain_header
 from audioseq.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # index.py imports this module
+    from audioseq.data.shards.index import SampleTable
 
 #: Whether local shards can be read by byte range (``os.pread``: not on Windows).
 _PREAD = hasattr(os, "pread")
@@ -246,19 +250,29 @@ class ShardReader:
         return open_binary(url, self.timeout, self.retries)
 
     def samples(
-        self, url: str, start: int = 0, stop: int | None = None, offsets: np.ndarray | None = None
+        self,
+        url: str,
+        start: int = 0,
+        stop: int | None = None,
+        offsets: np.ndarray | None = None,
+        table: "SampleTable | None" = None,
     ) -> Iterator[tuple[int, dict | DataError]]:
         """``(index, sample)`` for each sample ``start <= index < stop`` of the shard, or
         ``(index, DataError)`` for each one a missing, truncated or corrupt shard lost
         (``stop=None``: to the end of the shard, and one DataError where reading failed).
 
         With the index's sample ``offsets``, a local uncompressed shard is read one sample
-        at a time at its byte range (``by_range``). Otherwise it is streamed: a lost
-        connection resumes at the next sample (``retries`` times); storage that stays
-        unreachable raises StorageError.
+        at a time at its byte range (``by_range``), or only its audio with the index's
+        ``table`` (``by_audio``). Otherwise it is streamed: a lost connection resumes at
+        the next sample (``retries`` times); storage that stays unreachable raises
+        StorageError.
         """
         if offsets is not None and not scheme(url) and url.endswith(".tar") and _PREAD:
-            yield from by_range(url, start, len(offsets) - 1 if stop is None else stop, offsets)
+            end = len(offsets) - 1 if stop is None else stop
+            if table is not None:
+                yield from by_audio(url, start, end, table)
+            else:
+                yield from by_range(url, start, end, offsets)
             return
         end = sys.maxsize if stop is None else stop
         position, failures = start, 0
@@ -348,6 +362,30 @@ def by_range(
     and a bad sample costs only itself: the next one's range does not depend on it. A shard
     shorter than its index says loses the samples from where it ends.
     """
+    spans = pairwise(offsets[start : stop + 1].tolist())
+    yield from _read_spans(url, start, stop, spans, lambda span, i: _sample(span, url, i))
+
+
+def by_audio(
+    url: str, start: int, stop: int, table: "SampleTable"
+) -> Iterator[tuple[int, dict | DataError]]:
+    """``ShardReader.samples`` for a local shard whose index has a ``SampleTable``: one
+    ``pread`` of a sample's audio member (its header and contents), no other member read
+    and no tar parsing but that header's name and size, checked against the index."""
+    spans = ((begin - BLOCK, begin + size) for begin, size in table.audio[start:stop].tolist())
+    yield from _read_spans(
+        url, start, stop, spans, lambda span, i: _audio_sample(span, url, i, table)
+    )
+
+
+def _read_spans(
+    url: str,
+    start: int,
+    stop: int,
+    spans: Iterable[tuple[int, int]],
+    parse: Callable[[bytes, int], dict | DataError],
+) -> Iterator[tuple[int, dict | DataError]]:
+    """``(i, parse(bytes, i))`` for samples ``start <= i < stop``, each read at its span."""
     try:
         file = local_path(url).open("rb", buffering=0)
     except (FileNotFoundError, IsADirectoryError):  # as ``open_binary`` finds them
@@ -355,8 +393,8 @@ def by_range(
         yield from ((i, missing) for i in range(start, stop))
         return
     with file:
-        fd, bounds = file.fileno(), offsets[start : stop + 1].tolist()
-        for i, (begin, end) in enumerate(pairwise(bounds), start):
+        fd = file.fileno()
+        for i, (begin, end) in enumerate(spans, start):
             try:
                 span = os.pread(fd, end - begin, begin)
             except OSError as e:
@@ -367,7 +405,30 @@ def by_range(
                 )
                 yield from ((j, cut) for j in range(i, stop))
                 return
-            yield i, _sample(span, url, i)
+            yield i, parse(span, i)
+
+
+def _audio_sample(span: bytes, url: str, index: int, table: "SampleTable") -> dict | DataError:
+    """Sample ``index`` from its audio member's header and contents, with the label and
+    duration the index gives (``__meta__``, read instead of the JSON sidecar)."""
+    try:
+        described = plain_header(span[:BLOCK])
+    except TarError:
+        described = None
+    key, extension = key_and_extension(described[0]) if described else (None, None)
+    expected = table.keys[index].decode("ascii")
+    if key != expected or described is None or described[1] != len(span) - BLOCK:
+        return DataError(
+            f"{url}: sample {index}: no audio member of {expected!r} where index.json says "
+            "(was the shard rewritten after its index? re-run make_shards.py)",
+            "bad_shard",
+        )
+    return {
+        "__url__": url,
+        "__key__": key,
+        str(extension).lower(): memoryview(span)[BLOCK:],
+        "__meta__": table.meta(index),
+    }
 
 
 def _sample(span: bytes, url: str, index: int) -> dict | DataError:

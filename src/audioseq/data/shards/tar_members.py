@@ -118,10 +118,10 @@ def members(stream: BinaryIO, select: Callable[[str, int], bool]) -> Iterator[tu
             yield name, data
 
 
-def members_in(span: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
-    """``(name, contents)`` of each regular file in ``span``: whole members (headers,
+def member_ranges(span: bytes | memoryview) -> Iterator[tuple[str, int, int]]:
+    """``(name, start, size)`` of each regular file in ``span``: whole members (headers,
     data, padding) read in one piece, e.g. one sample of a shard whose index gives its
-    byte range. The contents are views into ``span``, not copies. Headers are not
+    byte range; ``start`` is where the member's contents begin in ``span``. Headers are not
     checksummed (the range already pins where each member must end: a member that does
     not end exactly at the span's end raises TarError, as does an unparsable field). The
     span may end with the archive's end-of-archive blocks: a scanned shard's last sample
@@ -143,6 +143,21 @@ def members_in(span: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
         if name is None:
             _describe(kind, bytes(view[start : start + size]), pending)
         elif kind in _REGULAR:
-            yield name, view[start : start + size]
+            yield name, start, size
     if pending:
         raise TarError("the sample's byte range ends after a pax or long-name header")
+
+
+def members_in(span: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
+    """``(name, contents)`` of each regular file in ``span`` (see ``member_ranges``); the
+    contents are views into ``span``, not copies."""
+    view = memoryview(span)
+    for name, start, size in member_ranges(span):
+        yield name, view[start : start + size]
+
+
+def plain_header(header: bytes) -> tuple[str, int] | None:
+    """The name and size a member's own 512-byte header gives (None: not a regular file).
+    No pax or long-name header is taken into account: only for members that have none."""
+    kind, size, name = _fields(header, {})
+    return None if name is None or kind not in _REGULAR else (name, size)

@@ -8,6 +8,7 @@ last, so an interrupted run never leaves a shard that looks whole.
 """
 
 import io
+import itertools
 import json
 import os
 import re
@@ -27,7 +28,9 @@ from audioseq import SAMPLE_RATE
 from audioseq.data.audio import read_audio
 from audioseq.data.audio_files import class_files
 from audioseq.data.entries import Entry, read_manifest
-from audioseq.data.shards.index import FORMAT, INDEX_NAME, sample_labels
+from audioseq.data.shards.index import AUDIO_MEMBERS, FORMAT, INDEX_NAME, sample_labels
+from audioseq.data.shards.storage import key_and_extension
+from audioseq.data.shards.tar_members import BLOCK, member_ranges, plain_header
 from audioseq.data.skipping import SkipPolicy
 from audioseq.errors import ConfigError, DataError
 
@@ -83,6 +86,9 @@ class _Shard:
     seconds: float = 0.0
     labels: Counter = field(default_factory=Counter)
     offsets: list[int] = field(default_factory=lambda: [0])
+    keys: list[str] = field(default_factory=list)
+    sample_labels: list[str | None] = field(default_factory=list)  # None: a recording's events
+    durations: list[float] = field(default_factory=list)
 
     def add(self, key: str, audio: torch.Tensor, entry: Entry, flac: bool) -> None:
         seconds = audio.shape[0] / SAMPLE_RATE
@@ -101,17 +107,50 @@ class _Shard:
         self.count, self.seconds = self.count + 1, self.seconds + seconds
         self.labels.update(sample_labels(meta))
         self.offsets.append(self.writer.tarstream.offset)  # where the next sample starts
+        self.keys.append(key)
+        self.sample_labels.append(meta.get("label"))
+        self.durations.append(meta["duration"])
 
     def close(self) -> dict:
         self.writer.close()
-        final = self.path.with_suffix("")  # drop ".partial"
-        os.replace(self.path, final)
-        return {
-            "url": final.name,
+        record = {
+            "url": self.path.with_suffix("").name,  # without ".partial"
             "count": self.count,
             "seconds": round(self.seconds, 6),
             "labels": dict(sorted(self.labels.items())),
             "offsets": self.offsets,
+        }
+        table = self._samples()
+        if table is not None:
+            record["samples"] = table
+        os.replace(self.path, self.path.with_suffix(""))
+        return record
+
+    def _samples(self) -> dict | None:
+        """Each sample's key, label, duration and audio contents' byte range, read back from
+        the written shard, so the loader reads only a sample's audio (``index.SampleTable``).
+        None for recordings with events, or an audio member whose own header does not
+        hold its whole name (a pax header before it)."""
+        if None in self.sample_labels:
+            return None
+        audio = []
+        with self.path.open("rb") as file:
+            for begin, end in itertools.pairwise(self.offsets):
+                span = os.pread(file.fileno(), end - begin, begin)
+                found = [
+                    (name, start, size)
+                    for name, start, size in member_ranges(span)
+                    if (key_and_extension(name)[1] or "").lower() in AUDIO_MEMBERS
+                ]
+                name, start, size = found[0]
+                if plain_header(span[start - BLOCK : start]) != (name, size):
+                    return None
+                audio.append([begin + start, size])
+        return {
+            "keys": self.keys,
+            "audio": audio,
+            "labels": self.sample_labels,
+            "durations": self.durations,
         }
 
 

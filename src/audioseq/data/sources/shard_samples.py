@@ -12,14 +12,13 @@ from audioseq.data.audio import decode_audio
 from audioseq.data.entries import within
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import BACKGROUND, Event, parse_events
+from audioseq.data.shards.index import AUDIO_MEMBERS
 from audioseq.data.skipping import Skipped, SkipPolicy
 from audioseq.data.sources.clip_pipeline import ClipPipeline
 from audioseq.data.sources.event_clips import check_event_spec, event_frame_labels
 from audioseq.data.spec import LoaderSpec
 from audioseq.errors import DataError
 
-#: The audio members a sample may hold: what make_shards writes (it re-encodes the rest).
-AUDIO_MEMBERS = ("wav", "flac")
 #: What a slot holds once read: a clip, a dropped sample (counted), or a clip outside
 #: ``min_seconds``/``max_seconds`` (None: left out, not counted).
 Item = Example | Skipped | None
@@ -49,7 +48,7 @@ class ShardSamples:
             return self.policy(e, f"{url}:{key}", file=url)
 
     def _example(self, sample: dict, url: str, key: str, epoch: int) -> Example | None:
-        meta = sidecar(sample, url, key)
+        meta = sample.get("__meta__") or sidecar(sample, url, key)  # from the index, or read
         events = self._events(meta, f"{url}:{key}.json") if self.events else None
         label = meta.get("label")
         if events is None and label is None:

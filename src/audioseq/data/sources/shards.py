@@ -76,6 +76,7 @@ class ShardBatches(IterableDataset):
         self.urls = [s.url for s in shards]
         self.counts = [s.count for s in shards]
         self.offsets = [s.offsets for s in shards]
+        self.tables = [s.samples for s in shards]
         self.total = sum(self.counts)
         self.spec, self.reader = spec, reader
         self.shuffle_buffer, self.bucket_batches = shuffle_buffer, bucket_batches
@@ -131,7 +132,8 @@ class ShardBatches(IterableDataset):
         """Raw samples of this worker's ranges, one per slot (lost ones as Skipped)."""
         for shard, first, end in parts:
             url = self.urls[shard]
-            for member, sample in self.reader.samples(url, first, end, self.offsets[shard]):
+            read = self.reader.samples(url, first, end, self.offsets[shard], self.tables[shard])
+            for member, sample in read:
                 if isinstance(sample, DataError):
                     yield self.samples.policy(sample, url, url)
                 else:
