@@ -17,7 +17,8 @@ files are in the page cache:
 - peak RSS (the main process and the largest worker) of both loaders over the full
   corpus and over a quarter of it: a streaming loader's memory must not grow with it.
 
-Prints a Markdown table and, last, one JSON line with every figure.
+Prints a Markdown table and, last, one JSON line with every figure. With ``--shards-ab
+ROUNDS`` only shards against files, warm, alternating in one process (``shards_ab``).
 """
 
 import argparse
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,6 +183,55 @@ def run_measure(
     }
 
 
+def shards_ab(paths: dict[str, Path], batch_size: int, rounds: int) -> dict[str, float]:
+    """Shards against files, warm, in one process: epochs of the manifest loader, of the
+    shard loader with the index's sample table and of the shard loader without it (each
+    sample read whole by its byte range), alternated ``rounds`` times with 0 and with 2
+    workers; the median audio seconds per CPU second of each. Alternating in one process
+    makes the machine's drift hit all three alike."""
+    from audioseq.data.datamodule import AudioDataModule
+
+    figures = {}
+    for workers in (0, 2):
+        loaders = {}
+        for name in ("manifest", "shards_table", "shards_range"):
+            kind = name.split("_")[0]
+            source = {"train_manifest": str(paths["manifest/full"])}
+            if kind == "shards":
+                source = {"train_shards": str(paths["shards/full"])}
+            loader = AudioDataModule(
+                source=kind,
+                batch_size=batch_size,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+                clip_seconds=1.0,
+                cache="none",
+                **source,
+            ).train_dataloader()
+            if name == "shards_range":
+                loader.dataset.tables = [None] * len(loader.dataset.tables)
+            sum(1 for _ in loader)  # workers started
+            loaders[name] = loader
+        rates: dict[str, list[float]] = {name: [] for name in loaders}
+        for _ in range(rounds):
+            for name, loader in loaders.items():
+                cpu = cpu_seconds()
+                seconds = sum(int(batch["lengths"].sum()) for batch in loader) / SAMPLE_RATE
+                rates[name].append(seconds / _elapsed_cpu(cpu))
+        for name, values in rates.items():
+            figures[f"audio_s_per_cpu_s/{name}/workers={workers}"] = round(
+                statistics.median(values), 1
+            )
+        for name in ("shards_table", "shards_range"):
+            ratio = statistics.median(
+                a / b for a, b in zip(rates[name], rates["manifest"], strict=True)
+            )
+            figures[f"ratio/{name}_vs_manifest/workers={workers}"] = round(ratio, 3)
+        del loaders
+        gc.collect()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20000)
@@ -188,6 +239,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="runs per row; the best counts")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
+    parser.add_argument(
+        "--shards-ab",
+        type=int,
+        metavar="ROUNDS",
+        help="only shards against files, warm: alternating epochs in one process",
+    )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--cache", default="none", help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
@@ -211,6 +268,9 @@ def main() -> None:
         for kind in ("manifest", "shards"):
             for path in corpus_files(kind, str(paths[f"{kind}/full"])):
                 path.read_bytes()
+        if args.shards_ab:
+            print(json.dumps(shards_ab(paths, args.batch_size, args.shards_ab)))
+            return
 
         repeats = args.repeats
         manifest = paths["manifest/full"]
