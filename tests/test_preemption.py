@@ -61,23 +61,26 @@ def signal_after_first_epoch(
 
 
 def signalled(
-    process: subprocess.Popen, run_dir: Path, signum: int, whole_job: bool = False
+    process: subprocess.Popen,
+    run_dir: Path,
+    signum: int,
+    whole_job: bool = False,
+    ready: str = "checkpoints/last.ckpt",
 ) -> str:
-    """``signum`` sent once epoch 0 has written its checkpoint; the process's stderr once it
-    has exited."""
-    first = run_dir / "checkpoints" / "last.ckpt"
+    """``signum`` sent once the run folder holds ``ready`` (a glob; by default epoch 0's
+    checkpoint); the process's stderr once it has exited."""
     deadline = time.monotonic() + 240
-    while not first.exists():
+    while not any(run_dir.glob(ready)):
         if process.poll() is not None:
             pytest.fail(
-                "training ended before its first checkpoint:\n"
+                f"training ended before writing {ready}:\n"
                 f"{output(run_dir, 'stderr').read_text()[-3000:]}"
             )
         if time.monotonic() > deadline:
             stacks = _stacks(process.pid)
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(
-                f"no checkpoint after 240 s; stacks:\n{stacks}\n"
+                f"no {ready} after 240 s; stacks:\n{stacks}\n"
                 f"--- stderr (tail) ---\n{output(run_dir, 'stderr').read_text()[-3000:]}"
             )
         time.sleep(0.2)
@@ -99,7 +102,8 @@ def test_a_crash_in_native_code_prints_where_every_thread_was(tmp_path):
     stderr, so a rank that dies in torch or gloo says where."""
     run_dir = tmp_path / "run"
     process = start(run_dir)
-    stderr = signalled(process, run_dir, signal.SIGSEGV)
+    # The TensorBoard file appears as fitting starts: the command's code is running.
+    stderr = signalled(process, run_dir, signal.SIGSEGV, ready="events.out.tfevents.*")
     assert process.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in stderr, stderr[-3000:]
     assert "Current thread" in stderr and "lightning" in stderr, stderr[-3000:]
