@@ -137,8 +137,10 @@ def test_brace_pattern_and_list_and_index_less_folder(tmp_path):
         assert source.labels == sorted(LABELS)
 
 
-def test_an_index_less_shard_is_read_by_the_byte_ranges_its_scan_found(tmp_path):
-    folder = make_shards(tmp_path, 11, 4)
+def test_an_index_less_shard_is_read_by_the_byte_ranges_and_table_its_scan_found(tmp_path):
+    """Without index.json the set-up scan finds what the index holds: where each sample
+    begins and the sample table (key, audio range, label, duration); the batches match."""
+    folder = make_shards(tmp_path, 11, 4, seconds=lambda i: 0.2 + 0.01 * i)
     options = dict(source="shards", train_shards=str(folder), batch_size=4, clip_seconds=0.2)
 
     def shards_and_batches() -> tuple[list, list]:
@@ -153,6 +155,12 @@ def test_an_index_less_shard_is_read_by_the_byte_ranges_its_scan_found(tmp_path)
         # where each sample begins; the last sample runs on to the end of the file
         assert scan.offsets[:-1].tolist() == index.offsets[:-1].tolist()
         assert scan.offsets[-1] == Path(scan.url).stat().st_size > index.offsets[-1]
+        ours, theirs = scan.samples, index.samples
+        assert ours.keys.tolist() == theirs.keys.tolist()
+        assert ours.audio.tolist() == theirs.audio.tolist()
+        assert [ours.meta(i) for i in range(scan.count)] == [
+            theirs.meta(i) for i in range(index.count)
+        ]
     assert [keys for keys, _ in got] == [keys for keys, _ in expected]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, expected, strict=True))
 
@@ -346,6 +354,27 @@ def test_the_sample_table_and_byte_ranges_give_what_streaming_gives(tmp_path):
                 assert a["key"] == b["key"] and a["label"].tolist() == b["label"].tolist()
                 assert a["audio"].equal(b["audio"]) and a["lengths"].equal(b["lengths"])
     assert [b["key"] for b in epochs["table"][0]] != [b["key"] for b in epochs["table"][1]]
+
+
+def test_a_scanned_shard_gets_no_table_where_a_sample_needs_its_sidecar(tmp_path):
+    """Shards written by webdataset's own writer (pax headers for fractional mtimes: the
+    member's own header still holds its name) get a table; one with a sample without a
+    duration, or whose name is too long for its own header, is read by byte range,
+    sidecars included."""
+    folder = tmp_path / "w"
+    long = "k" * 120
+    write_tar(folder, "w-000000.tar", [good_sample(0), good_sample(1)])
+    write_tar(folder, "w-000001.tar", [good_sample(2), {**good_sample(3), "__key__": long}])
+    bare = {**good_sample(4), "json": {"label": LABELS[0]}}
+    write_tar(folder, "w-000002.tar", [good_sample(5), bare])
+    (folder / "index.json").unlink()
+    shards = ShardSource(train_shards=str(folder))._shards["train"]
+    assert [s.samples is not None for s in shards] == [True, False, False]
+    assert all(s.offsets is not None for s in shards)
+    keys = run_epochs(ShardSource(train_shards=str(folder)), "train", 0, 1, 2, train=False)
+    names = ["w-000000.tar/s0000", "w-000000.tar/s0001", "w-000001.tar/s0002"]
+    names += [f"w-000001.tar/{long}", "w-000002.tar/s0005", "w-000002.tar/s0004"]
+    assert sorted(keys[0][2]) == sorted(names)
 
 
 def test_a_shard_rewritten_after_its_index_gives_bad_samples_not_wrong_labels(tmp_path):

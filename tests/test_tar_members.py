@@ -48,7 +48,7 @@ def archive_and_end(format: int, mtime: float) -> tuple[bytes, dict[str, bytes],
 def test_every_member_as_tarfile_writes_it(format, mtime):
     """GNU long names; pax records (a fractional mtime gives every member one)."""
     data, contents = archive(format, mtime)
-    assert dict(members(io.BytesIO(data), lambda name, start: True)) == contents
+    assert dict(members(io.BytesIO(data), lambda *_: True)) == contents
 
 
 def test_ustar_with_a_prefix_field():
@@ -58,14 +58,12 @@ def test_ustar_with_a_prefix_field():
         info = tarfile.TarInfo(name)
         info.size = 3
         tar.addfile(info, io.BytesIO(b"abc"))
-    assert list(members(io.BytesIO(buffer.getvalue()), lambda name, start: True)) == [
-        (name, b"abc")
-    ]
+    assert list(members(io.BytesIO(buffer.getvalue()), lambda *_: True)) == [(name, b"abc")]
 
 
 def test_unselected_members_are_skipped():
     data, contents = archive(tarfile.PAX_FORMAT)
-    got = list(members(io.BytesIO(data), lambda name, start: name.endswith(".json")))
+    got = list(members(io.BytesIO(data), lambda name, *_: name.endswith(".json")))
     assert got == [("c/nön-äscii.json", contents["c/nön-äscii.json"])]
 
 
@@ -74,7 +72,7 @@ def test_a_cut_archive_raises(cut):
     """Cut inside a header or a member's data (not on a block boundary)."""
     data, _ = archive(tarfile.PAX_FORMAT, 1_700_000_000.25)
     with pytest.raises(TarError, match="unexpected end of data"):
-        list(members(io.BytesIO(data[:cut]), lambda name, start: True))
+        list(members(io.BytesIO(data[:cut]), lambda *_: True))
 
 
 def test_a_corrupt_header_raises():
@@ -82,9 +80,9 @@ def test_a_corrupt_header_raises():
     corrupt = bytearray(data)
     corrupt[BLOCK + 10] ^= 0xFF  # the second header's name (the first is the directory)
     with pytest.raises(TarError, match="bad checksum"):
-        list(members(io.BytesIO(bytes(corrupt)), lambda name, start: True))
+        list(members(io.BytesIO(bytes(corrupt)), lambda *_: True))
     with pytest.raises(TarError):
-        list(members(io.BytesIO(b"this is not a tar file" * 40), lambda name, start: True))
+        list(members(io.BytesIO(b"this is not a tar file" * 40), lambda *_: True))
 
 
 @pytest.mark.parametrize(
@@ -107,12 +105,14 @@ def test_a_range_may_run_on_to_the_end_of_the_archive():
 
 @pytest.mark.parametrize("format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_each_member_starts_where_tarfile_put_its_headers(format):
+    """``select`` learns where each member's headers begin (long names and pax records
+    included: their headers come first) and where its contents begin."""
     data, _ = archive(format, 1_700_000_000.25)
     starts = {}
-    list(members(io.BytesIO(data), lambda name, start: starts.setdefault(name, start) >= 0))
+    list(members(io.BytesIO(data), lambda name, *at: starts.setdefault(name, at) is not None))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        expected = {m.name: m.offset for m in tar.getmembers() if m.isfile()}
-    assert starts == expected  # long names and pax records included: their headers come first
+        expected = {m.name: (m.offset, m.offset_data) for m in tar.getmembers() if m.isfile()}
+    assert starts == expected
 
 
 @pytest.mark.parametrize("cut", [-512, -1, 100])

@@ -9,6 +9,7 @@ ones need the index (scanning would download the whole corpus).
 """
 
 import json
+import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from webdataset.shardlists import expand_urls
 
 from audioseq.data.frame_labels import BACKGROUND
 from audioseq.data.shards.storage import (
+    AUDIO_MEMBERS,
     ShardReader,
     ShardScan,
     join,
@@ -28,14 +30,12 @@ from audioseq.data.shards.storage import (
     read_bytes,
     scheme,
 )
-from audioseq.data.shards.tar_members import BLOCK
+from audioseq.data.shards.tar_members import BLOCK, TarError, plain_header
 from audioseq.errors import ConfigError, DataError
 
 INDEX_NAME = "index.json"
 FORMAT = "audioseq-shards/1"
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-#: The audio members a sample may hold: what make_shards writes (it re-encodes the rest).
-AUDIO_MEMBERS = ("wav", "flac")
 
 
 def sample_labels(meta: dict) -> Counter:
@@ -64,6 +64,21 @@ class SampleTable:
     names: list[str]
     codes: np.ndarray
     durations: np.ndarray
+
+    @classmethod
+    def build(
+        cls, keys: list[str], audio: list[list[int]], labels: list[str], durations: list[float]
+    ) -> "SampleTable":
+        """The table of checked per-sample lists (``audio``: ``[start, size]`` pairs)."""
+        names = sorted(set(labels))
+        position = {name: i for i, name in enumerate(names)}
+        return cls(
+            np.asarray(keys, dtype=np.bytes_),
+            np.asarray(audio, dtype=np.int64).reshape(len(keys), 2),
+            names,
+            np.fromiter((position[label] for label in labels), dtype=np.int32, count=len(keys)),
+            np.asarray(durations, dtype=np.float32),
+        )
 
     def meta(self, i: int) -> dict:
         """Sample ``i``'s label and duration, as its JSON sidecar gives them."""
@@ -131,19 +146,9 @@ def _sample_table(record: dict, count: int, where: str) -> SampleTable | None:
         and all(isinstance(d, int | float) and not isinstance(d, bool) for d in durations)
     ):
         raise DataError(problem)
-    ranges = np.asarray(audio, dtype=np.int64).reshape(count, 2)
-    if count and (ranges[:, 0].min() < BLOCK or ranges[:, 1].min() < 0):
+    if count and (min(p[0] for p in audio) < BLOCK or min(p[1] for p in audio) < 0):
         raise DataError(problem)
-    names = sorted(set(labels))
-    position = {name: i for i, name in enumerate(names)}
-    codes = np.fromiter((position[label] for label in labels), dtype=np.int32, count=count)
-    return SampleTable(
-        np.asarray(keys, dtype=np.bytes_),
-        ranges,
-        names,
-        codes,
-        np.asarray(durations, dtype=np.float32),
-    )
+    return SampleTable.build(keys, audio, labels, durations)
 
 
 def _entry(record: object, folder: str, where: str) -> ShardInfo:
@@ -183,20 +188,54 @@ def scan_shard(url: str, reader: ShardReader) -> ShardInfo:
     """Count a shard's samples (and their labels and durations), and find where each
     begins, by reading it once."""
     count, seconds, labels = 0, 0.0, Counter()
+    rows: list[tuple | None] = []  # each sample's table row, None where it cannot have one
     scan = ShardScan(url, reader)
     for sample in scan:
         count += 1
         try:
             meta = json.loads(sample.get("json", b"{}"))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
+            meta = None
         if isinstance(meta, dict):
             labels.update(sample_labels(meta))
             if isinstance(meta.get("duration"), int | float):
                 seconds += float(meta["duration"])
+        rows.append(_table_row(sample, meta))
     if scan.error is not None:
         warnings.warn(f"{scan.error} (counting the {count} samples before it)", stacklevel=2)
-    return ShardInfo(url, count, seconds, dict(labels), scan.offsets)
+    return ShardInfo(url, count, seconds, dict(labels), scan.offsets, _scanned_table(rows, scan))
+
+
+def _table_row(sample: dict, meta: object) -> tuple | None:
+    """``(key, audio extension, audio size, label, duration)`` of a labelled clip with one
+    audio member and a numeric duration; None otherwise (its sidecar must then be read)."""
+    audio = [s for s in AUDIO_MEMBERS if s in sample]
+    if not isinstance(meta, dict) or "events" in meta or len(audio) != 1:
+        return None
+    label, duration = meta.get("label"), meta.get("duration")
+    if label is None or not isinstance(duration, int | float) or isinstance(duration, bool):
+        return None
+    key, size = sample["__key__"], len(sample[audio[0]])
+    return (key, audio[0], size, str(label), float(duration)) if key.isascii() else None
+
+
+def _scanned_table(rows: list[tuple | None], scan: ShardScan) -> SampleTable | None:
+    """The sample table of a scanned shard, if every sample has a row and its audio
+    member's own header (the 512 bytes before its contents) holds its whole name and
+    size, as the loader checks it (a long name lives in a pax header instead); else None."""
+    if scan.offsets is None or not rows or None in rows or min(scan.audio) < BLOCK:
+        return None
+    with local_path(scan.url).open("rb") as file:
+        for (key, extension, size, _, _), start in zip(rows, scan.audio, strict=True):
+            try:
+                own = plain_header(os.pread(file.fileno(), BLOCK, start - BLOCK))
+            except TarError:
+                return None
+            if own != (f"{key}.{extension}", size):
+                return None
+    keys, _, sizes, labels, durations = zip(*rows, strict=True)
+    audio = [[start, size] for start, size in zip(scan.audio, sizes, strict=True)]
+    return SampleTable.build(list(keys), audio, list(labels), list(durations))
 
 
 def _is_pattern(item: str) -> bool:

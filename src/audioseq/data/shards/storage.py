@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -39,6 +39,8 @@ from audioseq.errors import ConfigError, DataError
 if TYPE_CHECKING:  # index.py imports this module
     from audioseq.data.shards.index import SampleTable
 
+#: The audio members a sample may hold: what make_shards writes (it re-encodes the rest).
+AUDIO_MEMBERS = ("wav", "flac")
 #: Whether local shards can be read by byte range (``os.pread``: not on Windows).
 _PREAD = hasattr(os, "pread")
 #: Exceptions that mean "the storage went away", not "the data is bad": retried.
@@ -185,6 +187,9 @@ class _Done(Exception):
     touching the rest of the shard."""
 
 
+_NO_AUDIO_YET = -2  # a scanned sample's audio position before its audio member is seen
+
+
 @dataclass
 class _Cursor:
     start: int
@@ -196,8 +201,11 @@ class _Cursor:
     error: BaseException | None = None
     #: Where each sample's first member begins in the stream, when asked for (a scan).
     starts: list[int] | None = None
+    #: With ``starts``: where each sample's audio member's contents begin (-1: not exactly
+    #: one audio member).
+    audio: list[int] = field(default_factory=list)
 
-    def select(self, name: str, start: int) -> bool:
+    def select(self, name: str, start: int, contents: int) -> bool:
         """Counts samples as member names change key; True for members in range (whose
         key and extension are then ``key``/``extension``: split once per member)."""
         prefix, self.extension = key_and_extension(name)
@@ -207,6 +215,9 @@ class _Cursor:
             self.key, self.index = prefix, self.index + 1
             if self.starts is not None:
                 self.starts.append(start)
+                self.audio.append(_NO_AUDIO_YET)
+        if self.starts is not None and (self.extension or "").lower() in AUDIO_MEMBERS:
+            self.audio[-1] = contents if self.audio[-1] == _NO_AUDIO_YET else -1
         self.member = name
         if self.index >= self.stop:
             raise _Done
@@ -329,12 +340,14 @@ class ShardScan:
     """One pass over a whole local shard that no index describes: its samples in order,
     then ``error`` (why it stopped early, or None) and, for an uncompressed shard read to
     its end, ``offsets``: where each sample begins and the file's size, as make_shards'
-    index gives them, so the shard is then read by byte range."""
+    index gives them, so the shard is then read by byte range, and ``audio``: where each
+    sample's audio member's contents begin (-1: not exactly one audio member)."""
 
     def __init__(self, url: str, reader: ShardReader) -> None:
         self.url, self.reader = url, reader
         self.error: DataError | None = None
         self.offsets: np.ndarray | None = None
+        self.audio: list[int] = []
 
     def __iter__(self) -> Iterator[dict]:
         try:
@@ -350,6 +363,7 @@ class ShardScan:
         elif self.url.endswith(".tar") and cursor.starts:
             size = local_path(self.url).stat().st_size
             self.offsets = np.array([*cursor.starts, size], dtype=np.int64)
+            self.audio = cursor.audio
 
 
 def by_range(

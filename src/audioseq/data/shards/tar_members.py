@@ -87,10 +87,13 @@ def _describe(kind: bytes, data: bytes, pending: dict[str, str]) -> None:
         pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def members(stream: BinaryIO, select: Callable[[str, int], bool]) -> Iterator[tuple[str, bytes]]:
-    """``(name, contents)`` of each regular file that ``select(name, start)`` accepts, in
-    order (``start``: the stream offset of the member's first header block, pax or GNU
-    long-name headers included); the contents of the others are skipped unread. Ends at
+def members(
+    stream: BinaryIO, select: Callable[[str, int, int], bool]
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, contents)`` of each regular file that ``select(name, start, contents)``
+    accepts, in order (``start``: the stream offset of the member's first header block, pax
+    or GNU long-name headers included; ``contents``: where its contents begin); the
+    contents of the others are skipped unread. Ends at
     the end-of-archive block or at the end of the stream on a block boundary; raises
     TarError for anything else."""
     pending: dict[str, str] = {}
@@ -110,7 +113,7 @@ def members(stream: BinaryIO, select: Callable[[str, int], bool]) -> Iterator[tu
             continue
         # Skipped members are read too (not seeked over), so a cut shard fails here as it
         # would over HTTP.
-        wanted = kind in _REGULAR and select(name, start)
+        wanted = kind in _REGULAR and select(name, start, position - padded)
         start = position
         data = _read_exactly(stream, size)
         _read_exactly(stream, padded - size)
