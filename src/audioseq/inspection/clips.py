@@ -23,7 +23,7 @@ from audioseq import SAMPLE_RATE
 from audioseq.data.audio import decode_audio, read_audio
 from audioseq.data.datamodule import build_source
 from audioseq.data.entries import Entry, read_manifest
-from audioseq.data.shards.index import AUDIO_MEMBERS
+from audioseq.data.shards.storage import AUDIO_MEMBERS
 from audioseq.data.sources.folder import class_folders, list_path, split_entries
 from audioseq.data.sources.shard_samples import sidecar
 from audioseq.data.sources.shards import ShardBatches

@@ -28,8 +28,8 @@ from audioseq import SAMPLE_RATE
 from audioseq.data.audio import read_audio
 from audioseq.data.audio_files import class_files
 from audioseq.data.entries import Entry, read_manifest
-from audioseq.data.shards.index import AUDIO_MEMBERS, FORMAT, INDEX_NAME, sample_labels
-from audioseq.data.shards.storage import key_and_extension
+from audioseq.data.shards.index import FORMAT, INDEX_NAME, sample_labels
+from audioseq.data.shards.storage import AUDIO_MEMBERS, key_and_extension
 from audioseq.data.shards.tar_members import BLOCK, member_ranges, plain_header
 from audioseq.data.skipping import SkipPolicy
 from audioseq.errors import ConfigError, DataError

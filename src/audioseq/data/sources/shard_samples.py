@@ -12,7 +12,7 @@ from audioseq.data.audio import decode_audio
 from audioseq.data.entries import within
 from audioseq.data.example import Example
 from audioseq.data.frame_labels import BACKGROUND, Event, parse_events
-from audioseq.data.shards.index import AUDIO_MEMBERS
+from audioseq.data.shards.storage import AUDIO_MEMBERS
 from audioseq.data.skipping import Skipped, SkipPolicy
 from audioseq.data.sources.clip_pipeline import ClipPipeline
 from audioseq.data.sources.event_clips import check_event_spec, event_frame_labels
