@@ -6,10 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
+import torch
 from in_process import train
 from processes import script
 from tensorboard_events import scalars
+
+from audioseq.callbacks.nonfinite import all_finite
 
 LOUD = "loud.wav"
 
@@ -72,3 +76,17 @@ def test_ddp_ranks_agree_and_stop_together(tmp_path):
         timeout=240,
     )
     assert "error: non-finite gradients at step " in done.stderr
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_all_finite_finds_one_nan_or_inf_and_never_overflows(dtype):
+    """The one-sync check agrees with ``isfinite`` element by element, also for tensors of
+    the largest finite values (whose plain sum would overflow) and mixed dtypes."""
+    largest = torch.full((1000, 10), torch.finfo(dtype).max, dtype=dtype)
+    tensors = [torch.randn(50, 3).to(dtype), largest, -largest, torch.zeros(7, dtype=torch.float32)]
+    assert all_finite(tensors)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for i in range(len(tensors)):
+            broken = [t.clone() for t in tensors]
+            broken[i].view(-1)[-1] = bad
+            assert not all_finite(broken), (bad, i)

@@ -31,6 +31,14 @@ class NonFiniteError(AudioseqError):
     """Training produced a NaN or Inf gradient."""
 
 
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether every element is finite, by one host sync: ``x * 0`` is 0 for a finite x
+    and NaN for Inf or NaN, and a sum of zeros is exactly 0 (no overflow, any dtype).
+    On CPU about 6x faster than ``isfinite(...).all()`` per tensor, which took 0.5 % of a
+    GRU-256 training step (docs/PERFORMANCE.md)."""
+    return bool(torch.isfinite(torch.stack([(t * 0).sum() for t in tensors]).sum()))
+
+
 class NonFiniteGuard(pl.Callback):
     """Checks every optimiser step's gradients; ``action`` is ``stop`` or ``skip``."""
 
@@ -48,8 +56,7 @@ class NonFiniteGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         grads = [(n, p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
-        finite = torch.stack([torch.isfinite(g).all() for _, g in grads]) if grads else None
-        bad = finite is not None and not bool(finite.all())
+        bad = bool(grads) and not all_finite([g for _, g in grads])
         if self.action == "skip":
             # Every step, on every rank: DDP ranks log the same metrics in the same order.
             pl_module.log(
@@ -67,7 +74,7 @@ class NonFiniteGuard(pl.Callback):
                 for param in group["params"]:
                     param.grad = None
             return
-        names = [n for (n, _), ok in zip(grads, finite.tolist(), strict=True) if not ok]
+        names = [n for n, g in grads if not bool(torch.isfinite(g).all())]
         clips = ", ".join(self.keys[:SHOWN]) + (
             f" (and {len(self.keys) - SHOWN} more)" if len(self.keys) > SHOWN else ""
         )
